@@ -1,0 +1,1 @@
+"""The scheduler side: ingestion, splitting, planning and dispatch of jobs."""

@@ -1,0 +1,41 @@
+"""The storage key layout (architecture.md), relative to a store's prefix.
+
+::
+
+    jobs/<job_id>/manifest.json
+    jobs/<job_id>/chunks/<doc>/<n:06d>.pcm
+    jobs/<job_id>/chunks/<doc>/<n:06d>.json
+    jobs/<job_id>/out/<doc>.<ext>     wav, pcm, timestamps.json, source.txt, srt, vtt
+"""
+
+from __future__ import annotations
+
+
+def job_prefix(job_id: str) -> str:
+    """Return the prefix that holds everything of one job."""
+    return f"jobs/{job_id}/"
+
+
+def manifest_key(job_id: str) -> str:
+    """Return the key of a job's manifest."""
+    return f"jobs/{job_id}/manifest.json"
+
+
+def chunk_prefix(job_id: str, doc: str) -> str:
+    """Return the prefix holding a document's chunk objects."""
+    return f"jobs/{job_id}/chunks/{doc}/"
+
+
+def chunk_pcm_key(job_id: str, doc: str, index: int) -> str:
+    """Return the key of chunk ``index``'s raw s16le PCM."""
+    return f"jobs/{job_id}/chunks/{doc}/{index:06d}.pcm"
+
+
+def chunk_json_key(job_id: str, doc: str, index: int) -> str:
+    """Return the key of chunk ``index``'s word timings (:class:`ChunkRecord`)."""
+    return f"jobs/{job_id}/chunks/{doc}/{index:06d}.json"
+
+
+def output_key(job_id: str, doc: str, suffix: str) -> str:
+    """Return the key of a document output, e.g. ``suffix='timestamps.json'``."""
+    return f"jobs/{job_id}/out/{doc}.{suffix}"

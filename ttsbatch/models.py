@@ -1,0 +1,253 @@
+"""Data that crosses a boundary: documents, chunk plans, chunk records, manifests.
+
+Every model here is frozen. Those written to the store carry a ``schema`` string
+with a version, so that a reader can refuse what it does not understand.
+Offsets inside the pipeline are integers: characters index into a document's
+extracted text, and audio positions are sample counts. Seconds appear only in
+the public timestamps file (:mod:`ttsbatch.timeline`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CHUNK_SCHEMA = "ttsbatch.chunk/1"
+MANIFEST_SCHEMA = "ttsbatch.manifest/1"
+TIMESTAMPS_SCHEMA = "ttsbatch.timestamps/1"
+
+
+class Frozen(BaseModel):
+    """Base for immutable models that reject unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Span(Frozen):
+    """A half-open character range ``[char_start, char_end)`` of a document's text."""
+
+    char_start: int = Field(ge=0)
+    char_end: int = Field(ge=0)
+
+
+class Chapter(Frozen):
+    """A chapter of a document: its title and the character range it covers."""
+
+    index: int = Field(ge=0)
+    title: str
+    char_start: int = Field(ge=0)
+    char_end: int = Field(ge=0)
+
+
+class Document(Frozen):
+    """The extracted, normalised text of one input document.
+
+    ``text`` is what is spoken and what every character offset indexes into.
+    Paragraphs are separated by a blank line (``"\\n\\n"``); there are no other
+    line breaks. Chapters are ordered and do not overlap; they need not cover
+    front matter.
+    """
+
+    name: str = Field(description="Output base name, e.g. 'book' for 'book.epub'.")
+    source_name: str = Field(description="File name of the input as given.")
+    source_sha256: str = Field(description="SHA-256 of the input's bytes.")
+    text: str
+    chapters: tuple[Chapter, ...] = ()
+
+
+class BreakKind(StrEnum):
+    """What follows a chunk, which decides the pause stitched after it."""
+
+    NONE = "none"  # the chunk ends inside an over-long sentence
+    SENTENCE = "sentence"
+    PARAGRAPH = "paragraph"
+    CHAPTER = "chapter"
+    END = "end"  # the last chunk of the document
+
+
+class ChunkSpan(Frozen):
+    """One planned request to an engine: a sentence-aligned slice of the text."""
+
+    index: int = Field(ge=0)
+    char_start: int = Field(ge=0)
+    char_end: int = Field(ge=0)
+    break_after: BreakKind
+    sentences: tuple[Span, ...] = Field(
+        default=(), description="Sentence spans inside this chunk (absolute offsets)."
+    )
+
+
+class TimingSource(StrEnum):
+    """Where a chunk's word timings came from."""
+
+    PROVIDER = "provider"  # the engine reported them
+    ESTIMATED = "estimated"  # derived by ttsbatch (e.g. proportional to characters)
+    NONE = "none"  # the engine gave none; words carry no times
+
+
+class WordTiming(Frozen):
+    """A spoken word inside one chunk.
+
+    ``char_start``/``char_end`` index into the chunk's text; ``start``/``end``
+    are sample offsets from the first sample of the chunk's audio.
+    """
+
+    text: str
+    char_start: int = Field(ge=0)
+    char_end: int = Field(ge=0)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class ChunkRecord(Frozen):
+    """The JSON stored beside a chunk's raw PCM (``<n>.json``)."""
+
+    schema_: Literal["ttsbatch.chunk/1"] = Field(default=CHUNK_SCHEMA, alias="schema")
+    index: int = Field(ge=0)
+    sample_rate: int = Field(gt=0)
+    samples: int = Field(ge=0, description="Number of s16le mono samples in <n>.pcm.")
+    pcm_sha256: str
+    timing: TimingSource
+    words: tuple[WordTiming, ...] = ()
+    engine: str
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class EngineSpec(Frozen):
+    """Which engine speaks a job, and how. Endpoints and keys are worker settings."""
+
+    engine: str = "espeak"
+    model: str | None = None
+    voice: str | None = None
+    language: str | None = None
+
+
+class Pauses(Frozen):
+    """Silence stitched after a chunk, by what follows it, in milliseconds."""
+
+    sentence_ms: int = Field(default=250, ge=0, le=60_000)
+    paragraph_ms: int = Field(default=600, ge=0, le=60_000)
+    chapter_ms: int = Field(default=1500, ge=0, le=60_000)
+
+    def after(self, kind: BreakKind) -> int:
+        """Return the pause in milliseconds after a chunk followed by ``kind``."""
+        return {
+            BreakKind.NONE: 0,
+            BreakKind.SENTENCE: self.sentence_ms,
+            BreakKind.PARAGRAPH: self.paragraph_ms,
+            BreakKind.CHAPTER: self.chapter_ms,
+            BreakKind.END: 0,
+        }[kind]
+
+
+class AudioFormat(StrEnum):
+    """Container of the stitched audio."""
+
+    WAV = "wav"
+    PCM = "pcm"
+
+
+class JobOptions(Frozen):
+    """Everything about a job that changes its audio (and so its identity)."""
+
+    engine: EngineSpec = EngineSpec()
+    max_chars: int = Field(default=400, ge=20, le=100_000)
+    pauses: Pauses = Pauses()
+    audio_format: AudioFormat = AudioFormat.WAV
+
+
+class JobStatus(StrEnum):
+    """Lifecycle of a job (architecture.md)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    STITCHING = "stitching"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DocumentPlan(Frozen):
+    """A document inside a job: where its text is and how it was cut into chunks."""
+
+    doc: str = Field(description="Key-safe document id, unique within the job.")
+    name: str
+    source_name: str
+    source_sha256: str
+    chars: int = Field(ge=0)
+    chapters: tuple[Chapter, ...] = ()
+    chunks: tuple[ChunkSpan, ...]
+
+
+class Manifest(Frozen):
+    """``jobs/<job_id>/manifest.json``: the authoritative record of a job."""
+
+    schema_: Literal["ttsbatch.manifest/1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    job_id: str
+    created_at: str
+    options: JobOptions
+    documents: tuple[DocumentPlan, ...]
+    status: JobStatus = JobStatus.QUEUED
+    error: str | None = None
+    outputs: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="Per document: output kind -> key."
+    )
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class TimedChapter(Frozen):
+    """A chapter on the final audio's timeline (seconds)."""
+
+    index: int
+    title: str
+    start: float
+    end: float
+    char_start: int
+    char_end: int
+
+
+class TimedChunk(Frozen):
+    """A chunk on the final audio's timeline (seconds)."""
+
+    index: int
+    start: float
+    end: float
+    char_start: int
+    char_end: int
+
+
+class TimedWord(Frozen):
+    """A word on the final audio's timeline (seconds); offsets into the source text."""
+
+    text: str
+    start: float
+    end: float
+    char_start: int
+    char_end: int
+
+
+class SourceInfo(Frozen):
+    """Where a timeline's text came from."""
+
+    name: str
+    sha256: str
+    text_file: str
+
+
+class Timestamps(Frozen):
+    """The public timestamps file (architecture.md), ``<doc>.timestamps.json``."""
+
+    schema_: Literal["ttsbatch.timestamps/1"] = Field(default=TIMESTAMPS_SCHEMA, alias="schema")
+    sample_rate: int
+    duration: float
+    source: SourceInfo
+    timing: TimingSource = TimingSource.PROVIDER
+    chapters: tuple[TimedChapter, ...] = ()
+    chunks: tuple[TimedChunk, ...] = ()
+    words: tuple[TimedWord, ...] = ()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -1,0 +1,88 @@
+"""One store interface, two implementations: a local folder and S3.
+
+The store is the source of truth of every job (architecture.md). Keys are
+``/``-separated paths relative to the store's prefix (see :mod:`ttsbatch.keys`).
+Writes are atomic: a reader sees a whole object or none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from ttsbatch.errors import ConfigError
+
+
+class Writer(Protocol):
+    """A sink for a streamed object."""
+
+    def write(self, data: bytes, /) -> int:
+        """Append ``data``; return the number of bytes taken."""
+        ...
+
+
+class Store(Protocol):
+    """Objects by key. Implementations: :class:`LocalStore`, :class:`S3Store`."""
+
+    url: str
+
+    def exists(self, key: str) -> bool:
+        """Return whether an object is stored at ``key``."""
+        ...
+
+    def read(self, key: str) -> bytes:
+        """Return the whole object at ``key`` (raises StorageError if missing)."""
+        ...
+
+    def write(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        """Store ``data`` at ``key``.
+
+        With ``if_absent``, write only if nothing is there yet and return
+        whether this call wrote it (a conditional put).
+        """
+        ...
+
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Open ``key`` for streaming reads."""
+        ...
+
+    def open_write(self, key: str) -> AbstractContextManager[Writer]:
+        """Stream an object into ``key``; it appears only when the block exits cleanly."""
+        ...
+
+    def size(self, key: str) -> int:
+        """Return the size in bytes of the object at ``key``."""
+        ...
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Yield every key under ``prefix``, in lexicographic order."""
+        ...
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Delete ``keys``; missing keys are ignored."""
+        ...
+
+    def download(self, key: str, path: Path) -> None:
+        """Copy the object at ``key`` to the local file ``path`` (atomically)."""
+        ...
+
+
+def open_store(url: str) -> Store:
+    """Return the store for ``url``: ``s3://bucket/prefix`` or a local folder path.
+
+    Raises:
+        ConfigError: if the URL is empty or names an unsupported scheme.
+    """
+    if not url:
+        raise ConfigError("no store configured: set TTSBATCH_STORE (s3://bucket/prefix or a folder)")
+    if url.startswith("s3://"):
+        from ttsbatch.storage.s3 import S3Store  # noqa: PLC0415 - boto3 loads only when used
+
+        return S3Store.from_url(url)
+    if "://" in url and not url.startswith("file://"):
+        raise ConfigError(f"unsupported store URL {url!r}: use s3://bucket/prefix or a folder path")
+    from ttsbatch.storage.local import LocalStore  # noqa: PLC0415 - symmetric with S3
+
+    return LocalStore(Path(url.removeprefix("file://")))

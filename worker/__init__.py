@@ -1,0 +1,1 @@
+"""The worker side: engines, chunk synthesis, stitching, subtitles and Celery tasks."""
