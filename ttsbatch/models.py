@@ -10,13 +10,13 @@ the public timestamps file (:mod:`ttsbatch.timeline`).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CHUNK_SCHEMA = "ttsbatch.chunk/1"
-MANIFEST_SCHEMA = "ttsbatch.manifest/1"
-TIMESTAMPS_SCHEMA = "ttsbatch.timestamps/1"
+CHUNK_SCHEMA: Final = "ttsbatch.chunk/1"
+MANIFEST_SCHEMA: Final = "ttsbatch.manifest/1"
+TIMESTAMPS_SCHEMA: Final = "ttsbatch.timestamps/1"
 
 
 class Frozen(BaseModel):

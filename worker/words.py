@@ -27,7 +27,9 @@ def _fold(word: str) -> str:
     return "".join(ch for ch in decomposed if ch.isalnum())
 
 
-def align(text: str, reported: Sequence[str], *, lookahead: int = 8) -> list[tuple[int, int] | None]:
+def align(
+    text: str, reported: Sequence[str], *, lookahead: int = 8
+) -> list[tuple[int, int] | None]:
     """Map an engine's reported words, in order, onto spans of ``text``.
 
     Each reported word is matched to the next word of ``text`` with the same
@@ -54,7 +56,9 @@ def align(text: str, reported: Sequence[str], *, lookahead: int = 8) -> list[tup
                     break
                 # The engine joined several text words into one.
                 joined, j = folded[i], i
-                while len(joined) < len(target) and j + 1 < len(spans) and target.startswith(joined):
+                while (
+                    len(joined) < len(target) and j + 1 < len(spans) and target.startswith(joined)
+                ):
                     j += 1
                     joined += folded[j]
                 if joined == target and j > i:

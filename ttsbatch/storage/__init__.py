@@ -76,7 +76,9 @@ def open_store(url: str) -> Store:
         ConfigError: if the URL is empty or names an unsupported scheme.
     """
     if not url:
-        raise ConfigError("no store configured: set TTSBATCH_STORE (s3://bucket/prefix or a folder)")
+        raise ConfigError(
+            "no store configured: set TTSBATCH_STORE (s3://bucket/prefix or a folder)"
+        )
     if url.startswith("s3://"):
         from ttsbatch.storage.s3 import S3Store  # noqa: PLC0415 - boto3 loads only when used
 

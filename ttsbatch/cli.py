@@ -1,0 +1,170 @@
+"""The ``ttsbatch`` command line.
+
+Errors reach the user as one line naming the problem and a non-zero exit,
+never as a traceback (set ``TTSBATCH_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ttsbatch.errors import ConfigError, TtsBatchError
+from ttsbatch.models import AudioFormat, EngineSpec, JobOptions, Pauses
+from ttsbatch.settings import Settings
+
+EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> None:
+    click.echo(f"ttsbatch: {message}", err=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns ttsbatch errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except TtsBatchError as exc:
+            if os.environ.get("TTSBATCH_DEBUG"):
+                raise
+            _fail(f"error: {exc}")
+        except KeyboardInterrupt:
+            _fail("interrupted: run the same command again to resume", EXIT_INTERRUPTED)
+        return None
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="ttsbatch")
+def main() -> None:
+    """Turn large bodies of text into speech with a word-level timeline."""
+
+
+def _settings(engine: str, base_url: str | None) -> Settings:
+    settings = Settings()
+    if base_url is None:
+        return settings
+    if engine == "together":
+        return settings.model_copy(
+            update={"together": settings.together.model_copy(update={"base_url": base_url})}
+        )
+    if engine == "openai":
+        return settings.model_copy(
+            update={"openai": settings.openai.model_copy(update={"base_url": base_url})}
+        )
+    raise ConfigError(f"--base-url does not apply to the {engine} engine")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder.",
+)
+@click.option("--engine", default="espeak", show_default=True, help="espeak, together or openai.")
+@click.option(
+    "--voice", help="Engine voice (espeak: en-us, en-gb, …; together: tara, af_heart, …)."
+)
+@click.option("--model", help="Provider model (together, openai).")
+@click.option("--language", help="Provider language hint.")
+@click.option(
+    "--base-url", help="Provider base URL (overrides TOGETHER_BASE_URL / OPENAI_BASE_URL)."
+)
+@click.option(
+    "--max-chars", type=click.IntRange(20, 100_000), help="Characters per request [engine default]."
+)
+@click.option("--jobs", "-j", type=click.IntRange(1, 1024), help="Parallel processes [CPU count].")
+@click.option(
+    "--format", "audio_format", type=click.Choice(["wav", "pcm"]), default="wav", show_default=True
+)
+@click.option(
+    "--pause-sentence", default=250, show_default=True, help="Pause after a sentence (ms)."
+)
+@click.option(
+    "--pause-paragraph", default=600, show_default=True, help="Pause after a paragraph (ms)."
+)
+@click.option(
+    "--pause-chapter", default=1500, show_default=True, help="Pause after a chapter (ms)."
+)
+@click.option(
+    "--keep-boilerplate", is_flag=True, help="Keep Project Gutenberg's licence header/footer."
+)
+@click.option("--keep-chunks", is_flag=True, help="Keep per-chunk audio after stitching.")
+def synth(
+    inputs: tuple[Path, ...],
+    outdir: Path,
+    engine: str,
+    voice: str | None,
+    model: str | None,
+    language: str | None,
+    base_url: str | None,
+    max_chars: int | None,
+    jobs: int | None,
+    audio_format: str,
+    pause_sentence: int,
+    pause_paragraph: int,
+    pause_chapter: int,
+    keep_boilerplate: bool,
+    keep_chunks: bool,
+) -> None:
+    """Synthesise INPUTS (txt, md, html, epub) into OUTDIR.
+
+    Writes NAME.wav (or .pcm), NAME.timestamps.json, NAME.source.txt, NAME.srt
+    and NAME.vtt for each input. Run the same command again after an
+    interruption: only the missing chunks are synthesised.
+    """
+    # Imported here so that `ttsbatch --help` stays fast.
+    from scheduler.ingest import ingest_file  # noqa: PLC0415
+    from ttsbatch.local import run_local  # noqa: PLC0415
+    from ttsbatch.outputs import check_writable, download_outputs  # noqa: PLC0415
+    from ttsbatch.progress import TerminalProgress, clock  # noqa: PLC0415
+    from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
+    from worker.engines.factory import default_max_chars  # noqa: PLC0415
+
+    settings = _settings(engine, base_url)
+    options = JobOptions(
+        engine=EngineSpec(engine=engine, model=model, voice=voice, language=language),
+        max_chars=max_chars or default_max_chars(engine),
+        pauses=Pauses(
+            sentence_ms=pause_sentence, paragraph_ms=pause_paragraph, chapter_ms=pause_chapter
+        ),
+        audio_format=AudioFormat(audio_format),
+    )
+    documents = [ingest_file(path, keep_boilerplate=keep_boilerplate) for path in inputs]
+    check_writable(outdir)
+    started = time.monotonic()
+    progress = TerminalProgress()
+    try:
+        manifest = run_local(
+            documents,
+            options,
+            store=LocalStore(outdir / ".ttsbatch"),
+            settings=settings,
+            jobs=jobs or os.cpu_count() or 1,
+            progress=progress,
+            keep_chunks=keep_chunks,
+        )
+    finally:
+        progress.close()
+    written = download_outputs(LocalStore(outdir / ".ttsbatch"), manifest, outdir)
+    elapsed = time.monotonic() - started
+    audio = progress.audio_seconds
+    for plan in manifest.documents:
+        audio_file = outdir / f"{plan.name}.{options.audio_format.value}"
+        click.echo(
+            f"{plan.source_name}: {len(plan.chunks)} chunks, {len(plan.chapters)} chapters → {audio_file}"
+        )
+    speed = f" ({audio / elapsed:.0f}x real time)" if audio and elapsed > 0 else ""
+    click.echo(f"done in {clock(elapsed)}{speed}; {len(written)} files in {outdir}")
+

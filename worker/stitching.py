@@ -1,0 +1,119 @@
+"""Stitching: where each chunk's audio lands on a document's timeline.
+
+Pure functions over sample counts. A document's audio is each chunk's PCM in
+order, each followed by a pause chosen by what follows the chunk (sentence,
+paragraph, chapter). Every offset is an integer number of samples, so a
+20-hour book does not drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from ttsbatch.errors import JobError
+from ttsbatch.models import ChunkSpan, Pauses
+
+SAMPLE_WIDTH = 2  # bytes per s16le sample
+_SILENCE_BLOCK = bytes(64 * 1024)
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One chunk on the document's timeline, in samples."""
+
+    index: int
+    start: int
+    samples: int
+    gap: int
+
+    @property
+    def end(self) -> int:
+        """First sample after the chunk's own audio (before its pause)."""
+        return self.start + self.samples
+
+
+def pause_samples(ms: int, sample_rate: int) -> int:
+    """Return the number of samples in ``ms`` milliseconds, rounded to the nearest."""
+    return (ms * sample_rate + 500) // 1000
+
+
+def layout(
+    chunks: Sequence[ChunkSpan],
+    samples: Sequence[int],
+    *,
+    sample_rate: int,
+    pauses: Pauses,
+) -> tuple[Placement, ...]:
+    """Place every chunk on the timeline.
+
+    Args:
+        chunks: The document's chunk plan, in order.
+        samples: The number of samples of each chunk's audio, same order.
+        sample_rate: The common sample rate of every chunk.
+        pauses: Silence after a chunk, by its ``break_after``.
+
+    Returns:
+        One placement per chunk; the stitched length is ``total_samples(...)``.
+    """
+    if len(chunks) != len(samples):
+        raise ValueError(f"{len(chunks)} chunks but {len(samples)} sample counts")
+    placements: list[Placement] = []
+    cursor = 0
+    for chunk, count in zip(chunks, samples, strict=True):
+        gap = pause_samples(pauses.after(chunk.break_after), sample_rate)
+        placements.append(Placement(chunk.index, cursor, count, gap))
+        cursor += count + gap
+    return tuple(placements)
+
+
+def total_samples(placements: Sequence[Placement]) -> int:
+    """Return the stitched length in samples: every chunk plus every pause."""
+    return sum(p.samples + p.gap for p in placements)
+
+
+def common_sample_rate(rates: Iterable[int], *, job_id: str | None = None) -> int:
+    """Return the one sample rate shared by all chunks of a document.
+
+    Raises:
+        JobError: if chunks disagree (ttsbatch never resamples silently).
+    """
+    distinct = sorted(set(rates))
+    if len(distinct) != 1:
+        raise JobError(
+            f"chunks have different sample rates {distinct}; cannot stitch", job_id=job_id
+        )
+    return distinct[0]
+
+
+def silence(samples: int) -> Iterator[bytes]:
+    """Yield ``samples`` samples of digital silence in bounded blocks."""
+    remaining = samples * SAMPLE_WIDTH
+    while remaining > 0:
+        block = min(remaining, len(_SILENCE_BLOCK))
+        yield _SILENCE_BLOCK[:block]
+        remaining -= block
+
+
+def stream(
+    placements: Sequence[Placement],
+    read_chunk: Callable[[int], Iterable[bytes]],
+) -> Iterator[bytes]:
+    """Yield the stitched PCM: each chunk's bytes, then its pause.
+
+    ``read_chunk(index)`` yields that chunk's PCM (in pieces of any size); memory
+    stays bounded by the size of those pieces, never the book.
+
+    Raises:
+        JobError: if a chunk's bytes do not match its recorded length.
+    """
+    for placement in placements:
+        got = 0
+        for piece in read_chunk(placement.index):
+            got += len(piece)
+            yield piece
+        if got != placement.samples * SAMPLE_WIDTH:
+            raise JobError(
+                f"chunk {placement.index} holds {got} bytes, expected {placement.samples * SAMPLE_WIDTH}"
+            )
+        yield from silence(placement.gap)
