@@ -162,6 +162,7 @@ class JobSnapshot:
     chars_done: int = 0
     audio_seconds: float = 0.0
     retries: int = 0
+    keep_chunks: bool = False
     error: str | None = None
     failed: Mapping[str, str] = field(default_factory=dict)
     errors: Mapping[str, str] = field(default_factory=dict)
@@ -225,6 +226,7 @@ class JobState:
         done: Mapping[str, float] | None = None,
         *,
         status: JobStatus = JobStatus.RUNNING,
+        keep_chunks: bool = False,
     ) -> JobSnapshot:
         """(Re)create a job's state: ``done`` maps stored chunk ids to their audio seconds.
 
@@ -244,6 +246,7 @@ class JobState:
             "chars_done": sum(spans.get(chunk, 0) for chunk in done),
             "audio_seconds": sum(done.values()),
             "retries": 0,
+            "keep_chunks": int(keep_chunks),
             "created_at": now,
             "started_at": now,
         }
@@ -258,7 +261,12 @@ class JobState:
         return snapshot
 
     def rebuild_from_store(
-        self, store: Store, manifest: Manifest, *, status: JobStatus = JobStatus.RUNNING
+        self,
+        store: Store,
+        manifest: Manifest,
+        *,
+        status: JobStatus = JobStatus.RUNNING,
+        keep_chunks: bool = False,
     ) -> JobSnapshot:
         """Recreate a job's state from what the store holds: its stored chunk records.
 
@@ -281,7 +289,7 @@ class JobState:
                 except (StorageError, ValueError):
                     continue  # unreadable: synthesise it again
                 done[chunk_id(plan.doc, index)] = record.samples / record.sample_rate
-        return self.init(manifest, done, status=status)
+        return self.init(manifest, done, status=status, keep_chunks=keep_chunks)
 
     # -- workers -----------------------------------------------------------
 
@@ -313,12 +321,14 @@ class JobState:
         added, done, total, last = cast("list[int]", answer)
         return DoneResult(added >= 0, added == 1, done, total, last == 1)
 
-    def record_error(self, job_id: str, chunk: str, reason: str) -> int:
-        """Remember ``chunk``'s last error; return the job's retries so far."""
+    def record_error(self, job_id: str, chunk: str, reason: str) -> tuple[int, int]:
+        """Remember ``chunk``'s last error; return the job's retries so far and its total."""
         pipe = self.client.pipeline(transaction=True)
         pipe.hset(self._key(job_id, "errors"), chunk, reason)
         pipe.hincrby(self._key(job_id), "retries", 1)
-        return int(pipe.execute()[1])
+        pipe.hget(self._key(job_id), "total")
+        _, retries, total = pipe.execute()
+        return int(retries), int(total or 0)
 
     def fail_chunk(self, job_id: str, chunk: str, reason: str, *, budget: int = 0) -> bool:
         """Record that ``chunk`` failed for good; fail the job past ``budget`` such chunks.
@@ -379,6 +389,7 @@ class JobState:
             chars_done=int(fields.get("chars_done", 0)),
             audio_seconds=float(fields.get("audio_seconds", 0)),
             retries=int(fields.get("retries", 0)),
+            keep_chunks=fields.get("keep_chunks") == "1",
             error=fields.get("error") or None,
             failed=dict(failed),
             errors=dict(errors),
@@ -416,3 +427,19 @@ class JobState:
     def unlock(self, job_id: str, owner: str) -> None:
         """Release the lock if ``owner`` still holds it."""
         self._release(keys=[self._key(job_id, "lock")], args=[owner])
+
+
+def mark_manifest(store: Store, job_id: str, status: JobStatus, error: str | None = None) -> None:
+    """Record a failed or cancelled job in its stored manifest (the authoritative record).
+
+    A manifest that already says ``succeeded`` is left alone.
+    """
+    key = keys.manifest_key(job_id)
+    manifest = Manifest.model_validate_json(store.read(key))
+    if manifest.status is JobStatus.SUCCEEDED or (manifest.status, manifest.error) == (
+        status,
+        error,
+    ):
+        return
+    changed = manifest.model_copy(update={"status": status, "error": error})
+    store.write(key, changed.model_dump_json(by_alias=True, indent=1).encode())

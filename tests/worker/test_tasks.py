@@ -1,0 +1,194 @@
+"""The task logic with a real Redis and a real store, no Celery: outcomes of each case."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from scheduler.ingest import ingest_text
+from scheduler.planning import plan_job, write_plan
+from ttsbatch import keys
+from ttsbatch.errors import AuthenticationError, PermanentEngineError, RateLimitedError
+from ttsbatch.messages import ChunkMessage, FinalizeMessage
+from ttsbatch.models import Chapter, EngineSpec, JobOptions, JobStatus, Manifest, TimingSource
+from ttsbatch.settings import Settings
+from ttsbatch.state import JobState
+from ttsbatch.storage import Store
+from worker.celery_app import WorkerSettings, tuning_for
+from worker.engines import StopCheck, Synthesis
+from worker.limits import ProviderBusyError
+from worker.tasks import (
+    Done,
+    Dropped,
+    Failed,
+    Requeue,
+    Retry,
+    WorkerContext,
+    process_chunk,
+    process_finalize,
+)
+
+TEXT = "One sentence here. Another one follows. A third ends it. And a fourth."
+
+
+class ScriptedEngine:
+    """Speaks 100 samples per character, or raises what it is told to, in order."""
+
+    name = "scripted"
+    default_max_chars = 400
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.errors: list[Exception] = []
+
+    def synthesize(self, text: str, *, should_stop: StopCheck | None = None) -> Synthesis:
+        self.calls.append(text)
+        if self.errors:
+            raise self.errors.pop(0)
+        return Synthesis(b"\x01\x00" * 100 * len(text), 24000, (), TimingSource.NONE)
+
+    def close(self) -> None:
+        pass
+
+
+class Harness:
+    def __init__(self, store: Store, redis_url: str) -> None:
+        self.store = store
+        self.state = JobState.from_url(redis_url, namespace=f"t{uuid.uuid4().hex[:6]}")
+        self.engine = ScriptedEngine()
+        self.finalizes: list[FinalizeMessage] = []
+        self.shutdown = threading.Event()
+        settings = Settings(store=store.url, redis_url=redis_url)
+        # "espeak" routes to the local-engine path: no provider lease in these tests.
+        self.ctx = WorkerContext(
+            settings,
+            tuning_for(settings, WorkerSettings(retry_attempts=3, retry_cap=1.0)),
+            send_finalize=self.finalizes.append,
+            store=store,
+            state=self.state,
+            engine_factory=lambda spec, settings: self.engine,
+            shutting_down=self.shutdown,
+        )
+        # One explicit chapter: worker/timeline.py cannot yet time a document without any.
+        plain = ingest_text(TEXT, "book")
+        document = plain.model_copy(
+            update={"chapters": (Chapter(index=0, title="One", char_start=0, char_end=len(TEXT)),)}
+        )
+        options = JobOptions(engine=EngineSpec(engine="espeak"), max_chars=20)
+        self.manifest: Manifest = write_plan(store, plan_job([document], options), [document])
+        self.state.init(self.manifest)
+        plan = self.manifest.documents[0]
+        self.messages = [
+            ChunkMessage(
+                job_id=self.manifest.job_id,
+                doc=plan.doc,
+                index=chunk.index,
+                text=TEXT[chunk.char_start : chunk.char_end],
+                engine=options.engine,
+            )
+            for chunk in plan.chunks
+        ]
+
+    def stored_manifest(self) -> Manifest:
+        return Manifest.model_validate_json(
+            self.store.read(keys.manifest_key(self.manifest.job_id))
+        )
+
+
+@pytest.fixture
+def harness(local_store: Store, redis_db_url: str) -> Iterator[Harness]:
+    h = Harness(local_store, redis_db_url)
+    yield h
+    h.state.client.close()
+
+
+def test_the_last_chunk_enqueues_finalize_once_and_finalize_runs_once(harness: Harness) -> None:
+    assert len(harness.messages) >= 3
+    for n, message in enumerate(harness.messages):
+        assert process_chunk(harness.ctx, message, f"task-{n}") == Done(synthesized=True)
+    # A redelivery of the last message neither synthesises again nor double counts.
+    last = len(harness.messages) - 1
+    assert process_chunk(harness.ctx, harness.messages[-1], f"task-{last}") == Done(False)
+    assert len(harness.engine.calls) == len(harness.messages)
+    assert [m.job_id for m in harness.finalizes] == [harness.manifest.job_id] * 2  # same claimant
+    assert process_finalize(harness.ctx, harness.finalizes[0]) == Done(synthesized=True)
+    assert isinstance(process_finalize(harness.ctx, harness.finalizes[1]), Dropped)
+    assert harness.stored_manifest().status is JobStatus.SUCCEEDED
+    assert harness.state.status(harness.manifest.job_id) is JobStatus.SUCCEEDED
+
+
+def test_finalize_is_skipped_while_another_worker_holds_the_lock(harness: Harness) -> None:
+    for n, message in enumerate(harness.messages):
+        process_chunk(harness.ctx, message, f"task-{n}")
+    assert harness.state.lock(harness.manifest.job_id, "someone-else", ttl=30)
+    assert isinstance(process_finalize(harness.ctx, harness.finalizes[0]), Dropped)
+    assert harness.stored_manifest().status is JobStatus.QUEUED
+
+
+def test_a_bad_key_fails_the_job_and_its_other_chunks_never_call_the_engine(
+    harness: Harness,
+) -> None:
+    harness.engine.errors.append(AuthenticationError("401: invalid API key", status_code=401))
+    outcome = process_chunk(harness.ctx, harness.messages[0], "t0")
+    assert isinstance(outcome, Failed) and "invalid API key" in outcome.reason
+    for n, message in enumerate(harness.messages[1:]):
+        assert isinstance(process_chunk(harness.ctx, message, f"t{n + 1}"), Dropped)
+    assert len(harness.engine.calls) == 1
+    assert harness.stored_manifest().status is JobStatus.FAILED
+    assert "invalid API key" in (harness.stored_manifest().error or "")
+
+
+def test_a_cancelled_job_drops_its_chunks_without_calling_the_engine(harness: Harness) -> None:
+    harness.state.cancel(harness.manifest.job_id)
+    assert isinstance(process_chunk(harness.ctx, harness.messages[0], "t0"), Dropped)
+    assert harness.engine.calls == []
+
+
+def test_a_rate_limited_chunk_retries_after_the_servers_delay(harness: Harness) -> None:
+    harness.engine.errors.append(RateLimitedError("429", retry_after=0.7, status_code=429))
+    outcome = process_chunk(harness.ctx, harness.messages[0], "t0")
+    assert isinstance(outcome, Retry)
+    assert 0.7 <= outcome.countdown <= 1.1  # the hint, plus at most 10 % of the backoff
+    assert outcome.message["attempt"] == 1
+    snapshot = harness.state.snapshot(harness.manifest.job_id)
+    assert snapshot is not None and "429" in snapshot.errors[harness.messages[0].chunk_id]
+
+
+def test_waiting_for_a_provider_slot_is_not_counted_as_an_attempt(harness: Harness) -> None:
+    harness.engine.errors.append(ProviderBusyError("busy", retry_after=0.5))
+    outcome = process_chunk(harness.ctx, harness.messages[0], "t0")
+    assert isinstance(outcome, Retry) and outcome.message["attempt"] == 0
+
+
+def test_a_chunk_that_exhausts_its_retries_fails_the_job_with_the_reason(harness: Harness) -> None:
+    message = harness.messages[0].model_copy(update={"attempt": 2})
+    harness.engine.errors.append(RateLimitedError("429 again", status_code=429))
+    outcome = process_chunk(harness.ctx, message, "t0")
+    assert isinstance(outcome, Failed)
+    snapshot = harness.state.snapshot(harness.manifest.job_id)
+    assert snapshot is not None and snapshot.status is JobStatus.FAILED
+    assert "429 again (after 3 attempt(s))" in snapshot.reasons()
+
+
+def test_a_permanent_error_fails_the_chunk_at_once(harness: Harness) -> None:
+    harness.engine.errors.append(PermanentEngineError("400: unknown voice", status_code=400))
+    assert isinstance(process_chunk(harness.ctx, harness.messages[0], "t0"), Failed)
+    assert harness.state.status(harness.manifest.job_id) is JobStatus.FAILED
+
+
+def test_a_shutting_down_worker_requeues_instead_of_working(harness: Harness) -> None:
+    harness.shutdown.set()
+    assert process_chunk(harness.ctx, harness.messages[0], "t0") == Requeue()
+    assert harness.engine.calls == []
+
+
+def test_chunks_of_a_job_wiped_from_redis_are_stored_and_not_finalized(harness: Harness) -> None:
+    harness.state.client.flushdb()
+    outcomes = [process_chunk(harness.ctx, m, f"t{n}") for n, m in enumerate(harness.messages)]
+    assert all(o == Done(True) for o in outcomes)
+    assert harness.finalizes == []
+    snapshot = harness.state.rebuild_from_store(harness.store, harness.manifest)
+    assert snapshot.done == snapshot.total
