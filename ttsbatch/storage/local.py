@@ -71,8 +71,10 @@ class LocalStore:
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix`` in lexicographic order (temp files skipped)."""
-        base = self._path(prefix) if prefix else self.root
-        start = base if base.is_dir() else base.parent
+        # Like S3, "a" matches "a/x" and "a-b": walk from the prefix's folder.
+        start = self._path(prefix) if prefix.endswith("/") else self._path(prefix or ".").parent
+        if not prefix:
+            start = self.root
         if not start.is_dir():
             return
         keys = (
