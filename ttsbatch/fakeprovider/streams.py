@@ -1,0 +1,160 @@
+"""The bodies the imitation provider streams, as lists of timed writes (pure).
+
+Each builder returns :class:`Write` items: the bytes of one event (or one
+slice of raw audio) and the audio position, in samples, it belongs to, which
+the server uses to pace the stream at the configured real-time factor.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from ttsbatch.fakeprovider.audio import Segment, SpokenWord, render
+from ttsbatch.fakeprovider.config import FakeProviderConfig, Shape, StampMode, StampPlace
+from ttsbatch.fakeprovider.framing import cut, encode_json, sse_event
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One event (or slice of a raw body) and its position in the audio."""
+
+    data: bytes
+    at: int
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _audio_payload(shape: Shape, item_id: str, model: str, data: bytes) -> dict[str, Any]:
+    if shape is Shape.B64:
+        return {"object": "audio.tts.chunk", "model": model, "b64": _b64(data)}
+    if shape is Shape.AUDIO:
+        return {"type": "delta", "audio": _b64(data)}
+    return {"type": "conversation.item.audio_output.delta", "item_id": item_id, "delta": _b64(data)}
+
+
+def _stamps(
+    words: tuple[SpokenWord, ...],
+    *,
+    base: int,
+    rate: int,
+    item_id: str | None,
+    place: StampPlace,
+) -> dict[str, Any]:
+    arrays = {
+        "words": [w.text for w in words],
+        "start_seconds": [(w.start - base) / rate for w in words],
+        "end_seconds": [(w.end - base) / rate for w in words],
+    }
+    payload: dict[str, Any] = {"type": "conversation.item.word_timestamps"}
+    if item_id is not None:
+        payload["item_id"] = item_id
+    if place is StampPlace.NESTED:
+        payload["timestamps"] = arrays
+    else:
+        payload.update(arrays)
+    return payload
+
+
+def _segment_audio(pcm: bytes, seg: Segment, config: FakeProviderConfig) -> list[tuple[bytes, int]]:
+    at, out = seg.start, []
+    for delta in cut(pcm[2 * seg.start : 2 * seg.end], config.delta_bytes, odd=config.odd_deltas):
+        out.append((delta, at))
+        at += len(delta) // 2
+    return out
+
+
+def together_sse(text: str, config: FakeProviderConfig, *, rate: int, model: str) -> list[Write]:
+    """Return the events of a streamed Together response for ``text``."""
+    pcm, segments = render(text, rate)
+    writes: list[Write] = []
+
+    def add(payload: dict[str, Any], at: int) -> None:
+        kind = str(payload.get("type", payload.get("object", "message")))
+        writes.append(
+            Write(sse_event(encode_json(payload), config, number=len(writes), kind=kind), at)
+        )
+
+    item_ids = config.shape is Shape.DELTA
+    for k, seg in enumerate(segments):
+        item = f"tts_{k + 1}"
+        for delta, at in _segment_audio(pcm, seg, config):
+            add(_audio_payload(config.shape, item, model, delta), at)
+        if config.timestamps in (StampMode.ABSOLUTE, StampMode.RELATIVE):
+            base = seg.start if config.timestamps is StampMode.RELATIVE else 0
+            stamps = _stamps(
+                seg.words,
+                base=base,
+                rate=rate,
+                item_id=item if item_ids else None,
+                place=config.timestamps_key,
+            )
+            add(stamps, seg.end)
+    total = len(pcm) // 2
+    if config.timestamps is StampMode.ONCE:
+        words = tuple(w for seg in segments for w in seg.words)
+        add(_stamps(words, base=0, rate=rate, item_id=None, place=config.timestamps_key), total)
+    if config.shape is Shape.AUDIO:
+        add({"type": "done"}, total)
+    writes.append(Write(sse_event(config.done_token, config, number=len(writes)), total))
+    return writes
+
+
+def openai_sse(text: str, config: FakeProviderConfig, *, rate: int) -> list[Write]:
+    """Return the events of an OpenAI ``stream_format=sse`` response."""
+    pcm, _ = render(text, rate)
+    writes: list[Write] = []
+    for i, delta in enumerate(cut(pcm, config.delta_bytes, odd=config.odd_deltas)):
+        payload = {"type": "speech.audio.delta", "audio": _b64(delta)}
+        writes.append(
+            Write(sse_event(encode_json(payload), config, number=i), i * config.delta_bytes // 2)
+        )
+    done = {
+        "type": "speech.audio.done",
+        "usage": {"input_tokens": len(text), "output_tokens": len(pcm) // 2, "total_tokens": 0},
+    }
+    writes.append(Write(sse_event(encode_json(done), config, number=len(writes)), len(pcm) // 2))
+    return writes
+
+
+def raw_pcm(
+    text: str, config: FakeProviderConfig, *, rate: int, header: bytes = b""
+) -> list[Write]:
+    """Return a raw audio body (optionally after a header) in ``delta_bytes`` slices."""
+    pcm, _ = render(text, rate)
+    writes = [Write(header, 0)] if header else []
+    writes.extend(
+        Write(piece, i * config.delta_bytes // 2)
+        for i, piece in enumerate(cut(pcm, config.delta_bytes, odd=config.odd_deltas))
+    )
+    return writes
+
+
+def captioned_ndjson(text: str, config: FakeProviderConfig, *, rate: int) -> list[Write]:
+    """Return Kokoro-FastAPI's ``/dev/captioned_speech`` body: one JSON line per sentence.
+
+    Times are absolute (Kokoro's behaviour) unless ``config.timestamps`` is
+    ``relative``; ``none`` sends empty lists.
+    """
+    pcm, segments = render(text, rate)
+    writes = []
+    for seg in segments:
+        base = seg.start if config.timestamps is StampMode.RELATIVE else 0
+        stamps = [
+            {
+                "word": w.text,
+                "start_time": (w.start - base) / rate,
+                "end_time": (w.end - base) / rate,
+            }
+            for w in seg.words
+        ]
+        line = {
+            "audio": _b64(pcm[2 * seg.start : 2 * seg.end]),
+            "audio_format": "pcm",
+            "timestamps": [] if config.timestamps is StampMode.NONE else stamps,
+        }
+        writes.append(Write((encode_json(line) + "\n").encode(), seg.start))
+    return writes
