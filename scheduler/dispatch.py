@@ -1,0 +1,83 @@
+"""Dispatch: a planned job's chunks become Celery messages, sent by task name.
+
+The scheduler never imports the worker package (import-linter enforces it):
+it builds its own producer app on the same broker and sends the task names and
+message models of :mod:`ttsbatch.messages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping
+
+from celery import Celery
+
+from ttsbatch.messages import (
+    FINALIZE_JOB,
+    FINALIZE_QUEUE,
+    SYNTHESIZE_CHUNK,
+    ChunkMessage,
+    FinalizeMessage,
+    chunk_id,
+    encode,
+    queue_for,
+)
+from ttsbatch.models import Manifest
+from ttsbatch.settings import Settings
+
+
+def create_producer(settings: Settings) -> Celery:
+    """Return a Celery app that only sends (no tasks registered, no results)."""
+    app = Celery("ttsbatch-scheduler", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+    )
+    return app
+
+
+def chunk_messages(
+    manifest: Manifest, texts: Mapping[str, str], *, skip: Collection[str] = ()
+) -> Iterator[ChunkMessage]:
+    """Yield a message per planned chunk whose id is not in ``skip``.
+
+    Args:
+        texts: each document's full text, by document id (``DocumentPlan.doc``).
+        skip: ids (:func:`~ttsbatch.messages.chunk_id`) of chunks already stored.
+    """
+    for plan in manifest.documents:
+        text = texts[plan.doc]
+        for chunk in plan.chunks:
+            if chunk_id(plan.doc, chunk.index) in skip:
+                continue
+            yield ChunkMessage(
+                job_id=manifest.job_id,
+                doc=plan.doc,
+                index=chunk.index,
+                text=text[chunk.char_start : chunk.char_end],
+                engine=manifest.options.engine,
+            )
+
+
+def dispatch_chunks(app: Celery, messages: Iterable[ChunkMessage]) -> int:
+    """Send every message to its engine's queue over one connection; return how many."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for message in messages:
+            app.send_task(
+                SYNTHESIZE_CHUNK,
+                kwargs={"message": encode(message)},
+                queue=queue_for(message.engine.engine),
+                producer=producer,
+            )
+            sent += 1
+    return sent
+
+
+def dispatch_finalize(app: Celery, job_id: str, *, keep_chunks: bool = False) -> None:
+    """Send the job's stitch (the caller has claimed it in the job state)."""
+    message = FinalizeMessage(job_id=job_id, keep_chunks=keep_chunks)
+    app.send_task(FINALIZE_JOB, kwargs={"message": encode(message)}, queue=FINALIZE_QUEUE)

@@ -1,0 +1,243 @@
+"""The distributed executor: a job planned into the store, run by Celery workers.
+
+The caller ingests; :func:`run_distributed` plans into the store of
+``TTSBATCH_STORE``, records the job in Redis, sends one message per missing
+chunk, and follows progress from Redis (a poll with a deadline, never
+``AsyncResult.get()``), reporting through the same :class:`~ttsbatch.local.Progress`
+as the local executor. :func:`resume_job` restarts a job from the store alone
+(e.g. after Redis lost everything); :func:`cancel_job` stops one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from celery import Celery
+
+from scheduler.dispatch import chunk_messages, create_producer, dispatch_chunks, dispatch_finalize
+from scheduler.planning import plan_job, write_plan
+from ttsbatch import keys
+from ttsbatch.errors import JobError, StorageError
+from ttsbatch.local import ChunkDone, Progress
+from ttsbatch.messages import chunk_id
+from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
+from ttsbatch.settings import Settings
+from ttsbatch.state import JobSnapshot, JobState, mark_manifest
+from ttsbatch.storage import Store, open_store
+
+#: Seconds between two looks at the job's state.
+POLL_INTERVAL = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """The connections a client needs: the store, job state, and a producer."""
+
+    store: Store
+    state: JobState
+    producer: Celery
+
+    @classmethod
+    def connect(cls, settings: Settings, *, store: Store | None = None) -> Cluster:
+        """Open the store of ``settings.store`` and the Redis of ``settings.redis_url``."""
+        return cls(
+            store=store or open_store(settings.store),
+            state=JobState.from_url(settings.redis_url),
+            producer=create_producer(settings),
+        )
+
+    def close(self) -> None:
+        """Close the Redis connections."""
+        self.state.client.close()
+        self.producer.close()
+
+
+def run_distributed(
+    documents: Sequence[Document],
+    options: JobOptions,
+    *,
+    settings: Settings,
+    progress: Progress | None = None,
+    keep_chunks: bool = False,
+    timeout: float | None = None,
+    cluster: Cluster | None = None,
+) -> tuple[Store, Manifest]:
+    """Plan, dispatch and follow a job to its end; return the store and final manifest.
+
+    Running it again with the same documents and options resumes the job:
+    chunks already in the store are neither sent nor synthesised again.
+
+    Raises:
+        JobError: the job failed (with each failed chunk's last error), was
+            cancelled, lost its Redis state, or outlived ``timeout``.
+    """
+    cluster = cluster or Cluster.connect(settings)
+    manifest = write_plan(cluster.store, plan_job(documents, options), documents)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    return _run(cluster, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
+
+
+def submit(
+    documents: Sequence[Document],
+    options: JobOptions,
+    *,
+    settings: Settings,
+    keep_chunks: bool = False,
+    cluster: Cluster | None = None,
+) -> Manifest:
+    """Plan and dispatch a job without following it; return its manifest."""
+    cluster = cluster or Cluster.connect(settings)
+    manifest = write_plan(cluster.store, plan_job(documents, options), documents)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    _start(cluster, manifest, texts, keep_chunks=keep_chunks)
+    return manifest
+
+
+def resume_job(
+    job_id: str,
+    *,
+    settings: Settings,
+    progress: Progress | None = None,
+    keep_chunks: bool = False,
+    timeout: float | None = None,
+    cluster: Cluster | None = None,
+) -> tuple[Store, Manifest]:
+    """Finish a job from what the store holds; Redis state is rebuilt, stored chunks are kept.
+
+    Raises:
+        JobError: the job is unknown to the store, or failed again.
+    """
+    cluster = cluster or Cluster.connect(settings)
+    manifest = load_manifest(cluster.store, job_id)
+    texts = {
+        plan.doc: cluster.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
+        for plan in manifest.documents
+    }
+    return _run(cluster, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
+
+
+def cancel_job(job_id: str, *, settings: Settings, cluster: Cluster | None = None) -> bool:
+    """Cancel a job: its queued chunks are dropped without calling the provider.
+
+    Returns:
+        Whether the job was still active (False if it had already ended).
+    """
+    cluster = cluster or Cluster.connect(settings)
+    manifest = load_manifest(cluster.store, job_id)
+    if manifest.status is JobStatus.SUCCEEDED:
+        return False
+    changed = cluster.state.cancel(job_id)
+    if changed:
+        mark_manifest(cluster.store, job_id, JobStatus.CANCELLED, "cancelled by the user")
+    return changed
+
+
+def job_status(
+    job_id: str, *, settings: Settings, cluster: Cluster | None = None
+) -> tuple[Manifest, JobSnapshot | None]:
+    """Return a job's stored manifest and its live state in Redis (None if Redis has none)."""
+    cluster = cluster or Cluster.connect(settings)
+    return load_manifest(cluster.store, job_id), cluster.state.snapshot(job_id)
+
+
+def load_manifest(store: Store, job_id: str) -> Manifest:
+    """Read a job's manifest.
+
+    Raises:
+        JobError: the store holds no such job.
+    """
+    key = keys.manifest_key(job_id)
+    if not store.exists(key):
+        raise JobError(f"no job {job_id} in {store.url}: check the id and TTSBATCH_STORE")
+    try:
+        return Manifest.model_validate_json(store.read(key))
+    except (StorageError, ValueError) as exc:
+        raise JobError(f"job {job_id}: unreadable manifest ({exc})", job_id=job_id) from exc
+
+
+def _run(
+    cluster: Cluster,
+    manifest: Manifest,
+    texts: dict[str, str],
+    progress: Progress | None,
+    *,
+    keep_chunks: bool,
+    timeout: float | None,
+) -> tuple[Store, Manifest]:
+    progress = progress or Progress()
+    total = sum(len(plan.chunks) for plan in manifest.documents)
+    if manifest.status is JobStatus.SUCCEEDED:
+        progress.start(manifest, total, total)
+        return cluster.store, manifest
+    snapshot = _start(cluster, manifest, texts, keep_chunks=keep_chunks)
+    progress.start(manifest, snapshot.done, snapshot.total)
+    return cluster.store, follow(cluster, manifest, progress, timeout=timeout)
+
+
+def _start(
+    cluster: Cluster, manifest: Manifest, texts: dict[str, str], *, keep_chunks: bool
+) -> JobSnapshot:
+    """Record the job in Redis from the store and send what is missing."""
+    job_id = manifest.job_id
+    if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
+        # Retrying a failed or cancelled job re-runs only what is missing.
+        mark_manifest(cluster.store, job_id, JobStatus.RUNNING, None)
+    snapshot = cluster.state.rebuild_from_store(cluster.store, manifest, keep_chunks=keep_chunks)
+    done = cluster.state.done_chunks(job_id)
+    sent = dispatch_chunks(cluster.producer, chunk_messages(manifest, texts, skip=done))
+    if sent == 0 and cluster.state.claim_finalize(job_id, f"dispatch-{uuid.uuid4().hex}").last:
+        dispatch_finalize(cluster.producer, job_id, keep_chunks=keep_chunks)
+    return snapshot
+
+
+def follow(
+    cluster: Cluster, manifest: Manifest, progress: Progress, *, timeout: float | None = None
+) -> Manifest:
+    """Report progress until the job ends; return its final manifest.
+
+    Raises:
+        JobError: failed, cancelled, state lost, or ``timeout`` seconds passed.
+    """
+    job_id = manifest.job_id
+    spans = {
+        chunk_id(plan.doc, chunk.index): chunk.char_end - chunk.char_start
+        for plan in manifest.documents
+        for chunk in plan.chunks
+    }
+    deadline = None if timeout is None else time.monotonic() + timeout
+    cursor = 0
+    stitching = False
+    while True:
+        events = cluster.state.events(job_id, cursor)
+        cursor += len(events)
+        for event in events:
+            chars = spans.get(event.chunk, 0)
+            progress.advance(
+                ChunkDone(event.doc, event.index, chars, event.audio_seconds, event.synthesized)
+            )
+        snapshot = cluster.state.snapshot(job_id)
+        if snapshot is None:
+            raise JobError(
+                f"job {job_id}: its state vanished from Redis (flushed or restarted);"
+                f" the store keeps its chunks: run `ttsbatch resume {job_id}`",
+                job_id=job_id,
+            )
+        if snapshot.status is JobStatus.STITCHING and not stitching:
+            stitching = True
+            progress.stage(JobStatus.STITCHING)
+        if snapshot.status is JobStatus.SUCCEEDED:
+            return load_manifest(cluster.store, job_id)
+        if snapshot.status is JobStatus.FAILED:
+            raise JobError(f"job {job_id} failed: {snapshot.reasons()}", job_id=job_id)
+        if snapshot.status is JobStatus.CANCELLED:
+            raise JobError(f"job {job_id} was cancelled", job_id=job_id)
+        if deadline is not None and time.monotonic() > deadline:
+            raise JobError(
+                f"job {job_id} still {snapshot.status} after {timeout:g} s"
+                f" ({snapshot.done}/{snapshot.total} chunks): `ttsbatch status {job_id}`",
+                job_id=job_id,
+            )
+        time.sleep(POLL_INTERVAL)
