@@ -125,7 +125,14 @@ def run_local(
         return manifest
     if pending:
         _synthesize_all(
-            manifest, pending, options, settings, store.url, jobs, progress.advance, policy
+            manifest,
+            pending,
+            options=options,
+            settings=settings,
+            store_url=store.url,
+            jobs=jobs,
+            on_done=progress.advance,
+            policy=policy,
         )
     progress.stage(JobStatus.STITCHING)
     return finalize_job(store, manifest, keep_chunks=keep_chunks)

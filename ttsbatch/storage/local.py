@@ -13,6 +13,16 @@ from typing import BinaryIO
 from ttsbatch.errors import StorageError
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file under the current umask."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
 class LocalStore:
     """Objects as files under ``root``; writes go through a temp file and a rename."""
 
@@ -112,6 +122,7 @@ class LocalStore:
         except OSError as exc:
             raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
         tmp = Path(name)
+        os.chmod(fd, _FILE_MODE)  # mkstemp makes 0600; outputs are the user's files
         try:
             with os.fdopen(fd, "wb") as handle:
                 yield handle, tmp
