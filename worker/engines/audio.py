@@ -9,12 +9,16 @@ request alone.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from ttsbatch.errors import PermanentEngineError, RetryableEngineError
-from worker.engines import StopCheck
-from worker.engines.http import Provider
+from ttsbatch.models import TimingSource
+from worker.engines import StopCheck, Synthesis
+from worker.engines.http import Provider, post_stream
 
 DEFAULT_RATE = 24_000
 # Speech runs at roughly 12-20 characters per second: less than 10 ms of audio
@@ -180,3 +184,46 @@ def check_plausible(samples: int, sample_rate: int, text: str, provider: Provide
             f"{provider.name} returned {seconds:.3f} s of audio for {spoken} spoken characters: "
             "too short to be speech (a failed or truncated answer)"
         )
+
+
+def read_raw(
+    response: httpx.Response,
+    *,
+    default_rate: int,
+    provider: Provider,
+    should_stop: StopCheck | None = None,
+) -> Synthesis:
+    """Return the audio of a plain (not event-stream) audio response; it has no word times."""
+    pcm, rate = read_audio_body(
+        response.iter_bytes(),
+        response.headers.get("content-type", ""),
+        default_rate=default_rate,
+        provider=provider,
+        should_stop=should_stop,
+    )
+    return Synthesis(pcm, rate, (), TimingSource.NONE)
+
+
+def request_audio(
+    client: httpx.Client,
+    url: str,
+    *,
+    body: Mapping[str, Any],
+    headers: Mapping[str, str],
+    timeout: float,
+    provider: Provider,
+    text: str,
+    read: Callable[[httpx.Response], Synthesis],
+) -> Synthesis:
+    """POST a speech request, ``read`` the successful response, and check it is plausible.
+
+    Raises:
+        EngineError: classified (:mod:`worker.engines.http`), or a retryable
+            error for audio too short to be the speech of ``text``.
+    """
+    with post_stream(
+        client, url, body=body, headers=headers, timeout=timeout, provider=provider
+    ) as response:
+        result = read(response)
+    check_plausible(result.samples, result.sample_rate, text, provider)
+    return result

@@ -21,10 +21,17 @@ import httpx
 from httpx_sse import EventSource
 
 from ttsbatch.errors import RetryableEngineError
-from worker.engines import StopCheck
+from ttsbatch.models import TimingSource
+from worker.engines import StopCheck, Synthesis
 from worker.engines.audio import PcmCollector, abandoned
 from worker.engines.http import Provider, classify_event_error
-from worker.engines.wordtimes import Stamp, WordClock, parse_word_event
+from worker.engines.wordtimes import (
+    Stamp,
+    WordClock,
+    estimated_timings,
+    parse_word_event,
+    word_timings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,12 @@ AUDIO_TYPES = frozenset({"conversation.item.audio_output.delta", "delta", "speec
 END_TYPES = frozenset({"done", "speech.audio.done"})
 ERROR_TYPES = frozenset({"error", "conversation.item.tts.failed"})
 _AUDIO_KEYS = ("delta", "b64", "audio")
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """Return whether a response is a server-sent-event stream (not a plain audio body)."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.lower().startswith("text/event-stream")
 
 
 def is_done(data: str) -> bool:
@@ -116,11 +129,26 @@ def events(
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """What an event stream carried: audio and, if any were reported, word times."""
+    """What a stream carried: audio and, if any were reported, word times."""
 
     pcm: bytes
     stamps: tuple[Stamp, ...]
     timed: bool
+
+    def synthesis(self, text: str, sample_rate: int, *, estimate: bool = False) -> Synthesis:
+        """Return the chunk's synthesis: provider word times mapped onto ``text``.
+
+        Without provider times the words carry none (``TimingSource.NONE``),
+        unless ``estimate`` asks for times spread by word length (``ESTIMATED``).
+        """
+        total = len(self.pcm) // 2
+        if self.timed:
+            words = word_timings(text, self.stamps, total)
+            return Synthesis(self.pcm, sample_rate, words, TimingSource.PROVIDER)
+        if estimate:
+            words = estimated_timings(text, total)
+            return Synthesis(self.pcm, sample_rate, words, TimingSource.ESTIMATED)
+        return Synthesis(self.pcm, sample_rate, (), TimingSource.NONE)
 
 
 def decode_stream(

@@ -20,19 +20,11 @@ from typing import Any
 import httpx
 
 from ttsbatch.errors import ConfigError
-from ttsbatch.models import TimingSource
 from ttsbatch.settings import TogetherSettings
 from worker.engines import StopCheck, Synthesis
-from worker.engines.audio import check_plausible, model_format, read_audio_body
-from worker.engines.http import (
-    Provider,
-    auth_headers,
-    build_client,
-    normalize_base_url,
-    post_stream,
-)
-from worker.engines.sse import decode_stream
-from worker.engines.wordtimes import word_timings
+from worker.engines.audio import model_format, read_raw, request_audio
+from worker.engines.http import Provider, auth_headers, build_client, normalize_base_url
+from worker.engines.sse import decode_stream, is_event_stream
 
 log = logging.getLogger(__name__)
 
@@ -110,38 +102,25 @@ class TogetherEngine:
     def synthesize(self, text: str, *, should_stop: StopCheck | None = None) -> Synthesis:
         """Speak ``text``; see the module docstring for modes and errors."""
         log.debug("together: %d characters, model %s, voice %s", len(text), self.model, self.voice)
-        with post_stream(
+        return request_audio(
             self._client,
             f"{self.base_url}/audio/speech",
             body=self.request_body(text),
             headers=self._headers,
             timeout=self._timeout,
             provider=TOGETHER,
-        ) as response:
-            result = self._read(response, text, should_stop)
-        check_plausible(result.samples, result.sample_rate, text, TOGETHER)
-        return result
+            text=text,
+            read=lambda response: self._read(response, text, should_stop),
+        )
 
     def _read(
         self, response: httpx.Response, text: str, should_stop: StopCheck | None
     ) -> Synthesis:
-        content_type = response.headers.get("content-type", "")
-        if self.stream and content_type.lower().startswith("text/event-stream"):
-            rate = self.format.sample_rate
+        rate = self.format.sample_rate
+        if self.stream and is_event_stream(response):
             decoded = decode_stream(response, TOGETHER, sample_rate=rate, should_stop=should_stop)
-            total = len(decoded.pcm) // 2
-            if not decoded.timed:
-                return Synthesis(decoded.pcm, rate, (), TimingSource.NONE)
-            words = word_timings(text, decoded.stamps, total)
-            return Synthesis(decoded.pcm, rate, words, TimingSource.PROVIDER)
-        pcm, rate = read_audio_body(
-            response.iter_bytes(),
-            content_type,
-            default_rate=self.format.sample_rate,
-            provider=TOGETHER,
-            should_stop=should_stop,
-        )
-        return Synthesis(pcm, rate, (), TimingSource.NONE)
+            return decoded.synthesis(text, rate)
+        return read_raw(response, default_rate=rate, provider=TOGETHER, should_stop=should_stop)
 
     def close(self) -> None:
         """Close the HTTP client if this engine built it."""

@@ -102,7 +102,7 @@ class WordClock:
         received: int,
     ) -> None:
         """Add a segment of words (times in seconds) reported after ``received`` samples."""
-        self.reported = True
+        self.reported = self.reported or bool(words)
         rate = self.sample_rate
         base = self._items.get(item_id, received) if isinstance(item_id, str) else self._boundary
         self._boundary = received
