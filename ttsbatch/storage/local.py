@@ -122,7 +122,7 @@ class LocalStore:
         except OSError as exc:
             raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
         tmp = Path(name)
-        os.chmod(fd, _FILE_MODE)  # mkstemp makes 0600; outputs are the user's files
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; outputs are the user's files
         try:
             with os.fdopen(fd, "wb") as handle:
                 yield handle, tmp
