@@ -38,6 +38,14 @@ class _Group(click.Group):
             _fail(f"error: {exc}")
         except KeyboardInterrupt:
             _fail("interrupted: run the same command again to resume", EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:  # the last line of defence: one line, not a traceback
+            if os.environ.get("TTSBATCH_DEBUG"):
+                raise
+            _fail(
+                f"internal error, please report it: {type(exc).__name__}: {exc} (TTSBATCH_DEBUG=1 shows more)"
+            )
         return None
 
 
@@ -168,3 +176,28 @@ def synth(
     speed = f" ({audio / elapsed:.0f}x real time)" if audio and elapsed > 0 else ""
     click.echo(f"done in {clock(elapsed)}{speed}; {len(written)} files in {outdir}")
 
+
+@main.command("fake-provider", context_settings={"ignore_unknown_options": False})
+@click.option("--port", default=8808, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.argument("options", nargs=-1)
+def fake_provider(port: int, host: str, options: tuple[str, ...]) -> None:
+    """Serve the imitation speech provider (Together, OpenAI and Kokoro protocols).
+
+    OPTIONS are key=value settings, e.g. ``shape=b64 fault_rate=0.3 seed=7``;
+    any of them can also be set per request with an ``x-fake-<key>`` header.
+    """
+    import dataclasses  # noqa: PLC0415
+
+    from ttsbatch.fakeprovider.config import FakeProviderConfig, option_names, parse_options  # noqa: PLC0415
+    from ttsbatch.fakeprovider.server import main as serve  # noqa: PLC0415
+
+    pairs = dict(option.split("=", 1) for option in options if "=" in option)
+    if len(pairs) != len(options):
+        raise ConfigError(f"options are key=value; keys: {', '.join(option_names())}")
+    try:
+        config = parse_options(FakeProviderConfig(), pairs)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    click.echo(f"imitation provider on http://{host}:{port}/v1 (Ctrl-C stops it)", err=True)
+    serve(port, host, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})

@@ -8,6 +8,8 @@ README's configuration table.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,7 @@ class TogetherSettings(BaseSettings):
 
     api_key: SecretStr | None = None
     base_url: str = "https://api.together.ai/v1"
+    stream: bool = Field(default=True, description="Stream SSE with word times (false: whole WAV).")
 
 
 class OpenAISettings(BaseSettings):
@@ -28,6 +31,13 @@ class OpenAISettings(BaseSettings):
 
     api_key: SecretStr | None = None
     base_url: str = "https://api.openai.com/v1"
+    stream_format: Literal["audio", "sse"] = "audio"
+    captioned: bool = Field(
+        default=False, description="Kokoro-FastAPI's /dev/captioned_speech, with word times."
+    )
+    estimate_timings: bool = Field(
+        default=False, description="Without provider word times, estimate them (marked estimated)."
+    )
 
 
 class ProviderLimits(BaseSettings):
@@ -53,3 +63,35 @@ class Settings(BaseSettings):
     together: TogetherSettings = Field(default_factory=TogetherSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     provider: ProviderLimits = Field(default_factory=ProviderLimits)
+
+
+class ApiSettings(BaseSettings):
+    """The REST API (``ttsbatch api``): keys, limits, sources and webhooks."""
+
+    model_config = SettingsConfigDict(env_prefix="TTSBATCH_API_", extra="ignore")
+
+    keys: SecretStr = Field(
+        default=SecretStr(""), description="API keys, comma-separated; each key is a tenant."
+    )
+    keys_file: str = Field(default="", description="A file of API keys, one per line (# comments).")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_request_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_chars_per_job: int = Field(default=5_000_000, ge=1)
+    max_documents_per_job: int = Field(default=100, ge=1)
+    max_concurrent_jobs: int = Field(default=20, ge=1, description="Active jobs per tenant.")
+    source_buckets: str = Field(
+        default="", description="Buckets the API may read s3:// sources from, comma-separated."
+    )
+    result_url_ttl: int = Field(default=3600, ge=60, description="Presigned URL lifetime (s).")
+    webhook_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC-SHA256 key of webhook signatures."
+    )
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow webhooks to private and loopback addresses."
+    )
+    webhook_attempts: int = Field(default=5, ge=1)
+
+
+class _SettingsWithApi(Settings):
+    pass

@@ -99,7 +99,7 @@ def _timed_chapters(
         # The first chunk that ends after the chapter's start holds its heading.
         i = bisect.bisect_right(chunk_ends, chapter.char_start)
         starts.append(placements[i].start if i < len(placements) else total)
-    ends = [*starts[1:], total]
+    ends = [*starts[1:], total] if starts else []
     return tuple(
         TimedChapter(
             index=chapter.index,

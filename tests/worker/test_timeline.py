@@ -139,3 +139,13 @@ def test_subtitles_give_one_cue_per_sentence_with_word_times() -> None:
     srt = to_srt(cues)
     assert srt.startswith("1\n00:00:00,000 --> 00:00:00,400\nChapter I.\n")
     assert to_vtt(cues).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:00.400\nChapter I.\n")
+
+
+def test_a_document_without_chapters_has_an_empty_chapter_list() -> None:
+    chunks, records, _ = _fixture()
+    placed = stitching.layout(chunks, [r.samples for r in records], sample_rate=1000, pauses=Pauses())
+    source = SourceInfo(name="b.txt", sha256="x", text_file="b.source.txt")
+    stamps = build_timestamps(
+        chunks=chunks, records=records, placements=placed, chapters=[], sample_rate=1000, source=source
+    )
+    assert stamps.chapters == ()

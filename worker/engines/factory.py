@@ -49,6 +49,7 @@ def create_engine(spec: EngineSpec, settings: Settings) -> Engine:
             voice=spec.voice or "tara",
             language=spec.language,
             timeout=settings.provider.timeout,
+            stream=settings.together.stream,
         )
     from worker.engines.openai import OpenAIEngine  # noqa: PLC0415 - lazy: httpx client
 
@@ -57,4 +58,7 @@ def create_engine(spec: EngineSpec, settings: Settings) -> Engine:
         model=spec.model or "gpt-4o-mini-tts",
         voice=spec.voice or "alloy",
         timeout=settings.provider.timeout,
+        stream_format=settings.openai.stream_format,
+        captioned=settings.openai.captioned,
+        estimate_timings=settings.openai.estimate_timings,
     )
