@@ -50,21 +50,6 @@ class ProviderLimits(BaseSettings):
     timeout: float = Field(default=60.0, gt=0, description="Read timeout of one request (s).")
 
 
-class Settings(BaseSettings):
-    """Settings of every ttsbatch process (CLI, worker, API)."""
-
-    model_config = SettingsConfigDict(env_prefix="TTSBATCH_", extra="ignore")
-
-    store: str = Field(default="", description="s3://bucket/prefix or a folder path.")
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("REDIS_URL", "TTSBATCH_REDIS_URL"),
-    )
-    together: TogetherSettings = Field(default_factory=TogetherSettings)
-    openai: OpenAISettings = Field(default_factory=OpenAISettings)
-    provider: ProviderLimits = Field(default_factory=ProviderLimits)
-
-
 class ApiSettings(BaseSettings):
     """The REST API (``ttsbatch api``): keys, limits, sources and webhooks."""
 
@@ -93,5 +78,17 @@ class ApiSettings(BaseSettings):
     webhook_attempts: int = Field(default=5, ge=1)
 
 
-class _SettingsWithApi(Settings):
-    pass
+class Settings(BaseSettings):
+    """Settings of every ttsbatch process (CLI, worker, API)."""
+
+    model_config = SettingsConfigDict(env_prefix="TTSBATCH_", extra="ignore")
+
+    store: str = Field(default="", description="s3://bucket/prefix or a folder path.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "TTSBATCH_REDIS_URL"),
+    )
+    together: TogetherSettings = Field(default_factory=TogetherSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    provider: ProviderLimits = Field(default_factory=ProviderLimits)
+    api: ApiSettings = Field(default_factory=ApiSettings)
