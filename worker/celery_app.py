@@ -13,8 +13,9 @@ Reliability settings and why:
   worker, unacknowledged, until its ETA) + the wait for a provider slot + the
   longest chunk + 25 % for queueing inside the worker. With the defaults
   (``TTSBATCH_PROVIDER_TIMEOUT=60``, retry cap 60 s) that is
-  (66 + 60 + 180) x 1.25 = 382.5 s. It is also how long a SIGKILLed worker's
-  chunks wait before another worker takes them. A message delivered twice
+  (66 + 60 + 180) x 1.25 = 382.5 s. It is also about how long a SIGKILLed
+  worker's chunks wait before another worker takes them (kombu's sweep is
+  made to run every quarter of it, at most 10 s, instead of every 100 s). A message delivered twice
   anyway costs at most one duplicate request: chunks are idempotent.
 * ``task_reject_on_worker_lost`` + ``task_retry_on_worker_lost`` (Celery 5.7):
   a pool process killed mid-chunk (OOM, segfault) becomes a bounded retry
@@ -138,7 +139,15 @@ def create_celery_app(
     app = Celery("ttsbatch", set_as_current=False)
     app.conf.update(
         broker_url=settings.redis_url,
-        broker_transport_options={"visibility_timeout": tuning.visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": tuning.visibility_timeout,
+            # kombu sweeps for overdue unacked messages every interval x
+            # throttle seconds (10 x 10 by default): sweep every interval
+            # instead, a quarter of the timeout, so a dead worker's chunks
+            # return within about 1.25 visibility timeouts.
+            "unacked_restore_throttle": 1,
+            "unacked_restore_interval": max(1, min(10, int(tuning.visibility_timeout / 4))),
+        },
         broker_connection_retry_on_startup=True,
         result_backend=None,
         task_ignore_result=True,
@@ -156,7 +165,6 @@ def create_celery_app(
         accept_content=["json"],
         task_default_queue=PROVIDER_QUEUE,
         task_routes={FINALIZE_JOB: {"queue": FINALIZE_QUEUE}},
-        worker_hijack_root_logger=False,
         worker_send_task_events=False,
     )
     if register:

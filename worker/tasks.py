@@ -159,7 +159,8 @@ class WorkerContext:
         self._engine_factory = engine_factory
         self._engines: dict[str, Engine] = {}
         self._local = threading.local()
-        self._lock = threading.Lock()
+        # Reentrant: engine() holds it while it reaches for state.
+        self._lock = threading.RLock()
 
     @property
     def store(self) -> Store:
