@@ -221,3 +221,26 @@ def test_a_cancelled_job_stops_calling_the_provider(make_harness: Callable[..., 
     assert harness.state.status(job_id) is JobStatus.CANCELLED
     stored = Manifest.model_validate_json(harness.store.read(keys.manifest_key(job_id)))
     assert stored.status is JobStatus.CANCELLED
+
+
+def test_a_worker_stopped_with_sigterm_puts_its_chunks_back_at_once(
+    make_harness: Callable[..., Harness],
+) -> None:
+    # Slow answers (~1.5 s of audio streamed at half real time): chunks are mid-stream at the signal.
+    harness = make_harness(ttfb=0.05, rtf=0.5, delta_bytes=2400)
+    stopping, _other = harness.workers.start(2, concurrency=4)
+    manifest = submit([make_book(40)], OPTIONS, settings=harness.settings, cluster=harness.cluster)
+    job_id = manifest.job_id
+
+    def streaming() -> bool:
+        return harness.provider.state.stats()["in_flight"] >= 4
+
+    wait_for(streaming, timeout=60, what="requests in flight")
+    stopping.terminate()
+    stopping.wait(timeout=60)  # warm shutdown ends once its chunks are requeued
+
+    def finished() -> bool:
+        return harness.state.status(job_id) is JobStatus.SUCCEEDED
+
+    wait_for(finished, timeout=120, what="the job to finish")
+    assert "back to the queue" in harness.workers.log_text()

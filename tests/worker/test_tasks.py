@@ -192,3 +192,14 @@ def test_chunks_of_a_job_wiped_from_redis_are_stored_and_not_finalized(harness: 
     assert harness.finalizes == []
     snapshot = harness.state.rebuild_from_store(harness.store, harness.manifest)
     assert snapshot.done == snapshot.total
+
+
+def test_network_engines_hold_a_shared_provider_lease_per_request(harness: Harness) -> None:
+    message = harness.messages[0].model_copy(
+        update={"engine": EngineSpec(engine="together", model="m", voice="v")}
+    )
+    assert process_chunk(harness.ctx, message, "t0") == Done(synthesized=True)
+    assert harness.engine.calls == [message.text]
+    # The lease was returned: nothing is in flight at the provider any more.
+    limiter = harness.ctx.engine(message.engine).limiter  # type: ignore[attr-defined]
+    assert limiter.in_flight() == 0
