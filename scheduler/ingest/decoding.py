@@ -6,8 +6,10 @@ trustworthy. Windows-1252 follows when the bytes are plausible for it (no
 control bytes, mostly ASCII), because that is what old English-language files
 such as Project Gutenberg's are; charset-normalizer is only asked after that, as
 on mostly-ASCII text with a few curly quotes it tends to answer cp1250 or
-another neighbour whose accented letters differ. Whatever is decoded must then
-look like text: binary data is refused rather than spoken as noise.
+another neighbour whose accented letters differ. UTF-8 with a few stray bytes
+(a bad copy, a truncated file) stays UTF-8, minus those bytes. Whatever is
+decoded must then look like text: binary data is refused rather than spoken as
+noise.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ _BOMS = (
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
 _CONTROL_BYTES = re.compile(b"[\x00-\x08\x0b\x0e-\x19\x1b-\x1f\x7f]")
 _HIGH_BYTES = bytes(range(0x80, 0x100))
+_UTF8_SEQUENCES = re.compile(
+    b"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+# How many well-formed multi-byte sequences make a file UTF-8 despite one bad byte.
+_MIN_VALID_PER_INVALID = 20
 # More than this share of non-ASCII bytes is more likely Cyrillic, Greek or
 # a CJK encoding than Western text in Windows-1252.
 _MAX_CP1252_HIGH_SHARE = 0.2
@@ -60,6 +67,9 @@ def decode_text(data: bytes, source_name: str) -> str:
         return _checked(data.decode("utf-8"), source_name)
     except UnicodeDecodeError:
         pass
+    damaged = _damaged_utf8(data)
+    if damaged is not None:
+        return _checked(damaged, source_name)
     if _plausible_cp1252(data):
         return _checked(data.decode("cp1252"), source_name)
     best = from_bytes(data).best()
@@ -105,6 +115,21 @@ def _utf16_without_bom(data: bytes, source_name: str) -> str:
         f"{source_name}: not text (it contains NUL bytes, so it looks like a binary file); "
         "give a .txt, .md, .html or .epub file"
     )
+
+
+def _damaged_utf8(data: bytes) -> str | None:
+    """Return UTF-8 text with a few stray bytes dropped, if that is what ``data`` is.
+
+    Read as Windows-1252, a UTF-8 book with one bad byte would turn every
+    curly quote into "â€œ"; dropping the bad byte mangles far less.
+    """
+    valid = sum(1 for _ in _UTF8_SEQUENCES.finditer(data))
+    if not valid:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    if valid < _MIN_VALID_PER_INVALID * text.count("\ufffd"):
+        return None
+    return text.replace("\ufffd", "")
 
 
 def _plausible_cp1252(data: bytes) -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from ttsbatch.errors import InputError
+
 from .chapters import chapter_starts
 from .normalise import Block, block
 from .prolog import strip_prolog
@@ -46,6 +48,8 @@ _CHROME_ROLES = frozenset({"banner", "contentinfo", "navigation"})
 # A reference mark is digits and symbols only: "1", "[2]", "*", "†".
 _MARK = re.compile(r"[\W\d_]*")
 _CHAPTER_LEVEL = 3
+# Control characters (NUL included), which libxml2 would turn into U+FFFD.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -87,12 +91,24 @@ def parse(markup: str, source_name: str) -> etree._Element | None:
 
     Raises:
         UnsafeInputError: When the document declares XML entities.
+        InputError: When the document nests too deeply to be parsed whole.
     """
-    markup = strip_prolog(markup, source_name)
+    markup = _CONTROL.sub("", strip_prolog(markup, source_name))
     if not markup.strip():
         return None
-    parser = etree.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
-    return etree.fromstring(markup, parser)
+    # huge_tree lifts libxml2's 10 MB limit on one text node, which would
+    # otherwise drop a long paragraph without a word; HTML has no entity
+    # declarations to expand, so nothing else is at stake.
+    parser = etree.HTMLParser(
+        no_network=True, remove_comments=True, remove_pis=True, huge_tree=True
+    )
+    root = etree.fromstring(markup, parser)
+    if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):
+        raise InputError(
+            f"{source_name}: cannot be read: its elements nest deeper than the parser allows "
+            "(over 2048 levels)"
+        )
+    return root
 
 
 class _Walker:

@@ -19,6 +19,8 @@ from .safexml import local_name, parse_xml
 CONTAINER = "META-INF/container.xml"
 _OPF_TYPE = "application/oebps-package+xml"
 _NCX_TYPE = "application/x-dtbncx+xml"
+_MARKUP_TYPES = frozenset({"application/xhtml+xml", "text/html", "application/xml", "text/xml"})
+_MARKUP_SUFFIXES = (".xhtml", ".html", ".htm", ".xml")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +28,10 @@ class Package:
     """What the OPF says about reading the book.
 
     Attributes:
-        spine: Archive paths of the spine documents in reading order, each with
-            whether it is linear (``linear="no"`` marks auxiliary content).
+        spine: Archive paths of the spine's (X)HTML documents in reading order,
+            each with whether it is linear (``linear="no"`` marks auxiliary
+            content). Images and SVG pages in the spine have nothing to read
+            and are left out.
         nav: Archive path of the EPUB 3 navigation document, if any.
         ncx: Archive path of the EPUB 2 NCX, if any.
     """
@@ -74,14 +78,17 @@ def read_package(archive: Archive, source_name: str) -> Package:
                 f"{source_name}: not a valid EPUB (the spine of {opf_path} refers to "
                 f"{idref!r}, which the manifest does not list)"
             )
-        path = items[idref][0]
+        path, kind, _ = items[idref]
         if not archive.has(path):
             raise InputError(
                 f"{source_name}: not a valid EPUB (spine document {path} is missing from the archive)"
             )
-        spine.append((path, itemref.get("linear", "yes").strip().lower() != "no"))
+        if kind in _MARKUP_TYPES or (not kind and path.lower().endswith(_MARKUP_SUFFIXES)):
+            spine.append((path, itemref.get("linear", "yes").strip().lower() != "no"))
     if not spine:
-        raise InputError(f"{source_name}: not a valid EPUB ({opf_path} has an empty spine)")
+        raise InputError(
+            f"{source_name}: not a valid EPUB ({opf_path} lists no (X)HTML document in its spine)"
+        )
 
     nav = next((path for path, _, props in items.values() if "nav" in props.split()), None)
     toc_id = spine_element.get("toc") or ""

@@ -160,6 +160,30 @@ def test_non_linear_documents_are_read_when_nothing_else_has_text() -> None:
     assert _chapters(_read(data)) == [("Notes", "Notes\n\nOnly here.")]
 
 
+def test_image_and_svg_pages_in_the_spine_are_skipped() -> None:
+    items = [
+        ("cover", "cover.svg", "image/svg+xml", ""),
+        ("plate", "plate.png", "image/png", ""),
+        ("a", "a.xhtml", XHTML_TYPE, ""),
+    ]
+    data = epub(
+        {
+            "OEBPS/content.opf": opf(items, [("cover", True), ("plate", True), ("a", True)]),
+            "OEBPS/cover.svg": '<svg xmlns="http://www.w3.org/2000/svg"><text>Cover</text></svg>',
+            "OEBPS/plate.png": b"\x89PNG\r\n\x1a\n\x00\x00binary",
+            "OEBPS/a.xhtml": xhtml("<h1>One</h1><p>Text.</p>"),
+        }
+    )
+    assert _chapters(_read(data)) == [("One", "One\n\nText.")]
+
+
+def test_a_spine_without_any_html_document_is_named() -> None:
+    items = [("plate", "plate.png", "image/png", "")]
+    data = epub({"OEBPS/content.opf": opf(items, [("plate", True)]), "OEBPS/plate.png": b"png"})
+    with pytest.raises(InputError, match=r"lists no \(X\)HTML document in its spine"):
+        ingest_bytes(data, "book.epub")
+
+
 # --- EPUB 3 -------------------------------------------------------------------------
 
 NAV = """<nav epub:type="toc" id="toc"><h2>Contents</h2><ol>
@@ -327,7 +351,7 @@ def _understate_size(data: bytes, member: str, size: int) -> bytes:
     """Rewrite the uncompressed size a zip declares for ``member``, in both headers."""
     patched = bytearray(data)
     encoded = member.encode()
-    local = patched.find(b"PK\x03\x04" + b"\0" * 0)
+    local = patched.find(b"PK\x03\x04")
     while local >= 0:
         name_length = struct.unpack_from("<H", patched, local + 26)[0]
         if patched[local + 30 : local + 30 + name_length] == encoded:

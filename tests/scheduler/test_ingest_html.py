@@ -6,7 +6,7 @@ import pytest
 
 from scheduler.ingest import ingest_bytes
 from tests.scheduler.test_ingest_properties import assert_contract
-from ttsbatch.errors import UnsafeInputError
+from ttsbatch.errors import InputError, UnsafeInputError
 from ttsbatch.models import Document
 
 
@@ -130,5 +130,26 @@ def test_the_declared_or_detected_charset_decodes_html(head: str, encoding: str)
 
 
 def test_a_page_with_no_visible_text_has_nothing_to_speak() -> None:
-    with pytest.raises(Exception, match=r"^page\.html: no readable text found"):
+    with pytest.raises(InputError, match=r"^page\.html: no readable text found"):
         _html("<script>only()</script><img src='x.png' alt='pic'>")
+
+
+def test_a_paragraph_longer_than_libxml2s_text_limit_is_kept_whole() -> None:
+    words = "word " * 2_500_000  # 12.5 MB in one text node
+    document = ingest_bytes(
+        f"<html><body><p>{words}</p><p>End.</p></body></html>".encode(), "big.html"
+    )
+    assert document.text == words.strip() + "\n\nEnd."
+
+
+def test_control_characters_in_html_are_dropped_not_spoken() -> None:
+    data = b"<html><head><meta charset='utf-8'></head><body><p>a\x00b\x01c</p></body></html>"
+    assert ingest_bytes(data, "page.html").text == "abc"
+
+
+def test_html_nested_deeper_than_the_parser_allows_is_an_error_not_lost_text() -> None:
+    data = (
+        b"<html><body><p>x</p>" + b"<div>" * 3000 + b"deep" + b"</div>" * 3000 + b"</body></html>"
+    )
+    with pytest.raises(InputError, match=r"^deep\.html: cannot be read: its elements nest deeper"):
+        ingest_bytes(data, "deep.html")

@@ -41,6 +41,25 @@ def test_utf16_and_utf32_are_decoded(encoding: str) -> None:
     assert ingest_bytes(data, "wide.txt").text == text
 
 
+def test_utf8_with_a_stray_byte_stays_utf8_instead_of_turning_into_mojibake() -> None:
+    data = "“Quoted” text — with dashes. ".encode() * 10 + b"\x93" + "“End.”".encode()
+    assert ingest_bytes(data, "damaged.txt").text == (
+        "“Quoted” text — with dashes. " * 10 + "“End.”"
+    )
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text"),
+    [
+        ("cp1251", "Привет, мир! Это проверка кодировки текста. " * 10),
+        ("shift_jis", "これは日本語のテキストです。文字コードの判定を確認します。" * 10),
+        ("latin-1", "Ça va très bien, merci. Où êtes-vous? " * 10),
+    ],
+)
+def test_other_legacy_encodings_are_detected(encoding: str, text: str) -> None:
+    assert ingest_bytes(text.encode(encoding), "legacy.txt").text == text.strip()
+
+
 def test_utf16_without_a_byte_order_mark_is_recognised_by_its_nul_bytes() -> None:
     assert ingest_bytes("Plain old text.".encode("utf-16-le"), "wide.txt").text == "Plain old text."
 
@@ -197,7 +216,7 @@ def test_a_contents_list_on_consecutive_lines_is_read_as_separate_entries() -> N
     assert document.chapters[0].char_start == len("Letter 1\n\nChapter 1\n\nChapter 2\n\n")
 
 
-def test_of_a_part_heading_followed_by_a_chapter_heading_the_chapter_starts_the_chapter() -> None:
+def test_a_part_heading_directly_before_a_chapter_heading_does_not_start_a_chapter() -> None:
     document = ingest_text(
         "BOOK ONE\n\nCHAPTER I\n\nText.\n\nCHAPTER II\n\nMore.\n\nBOOK TWO\n\nCHAPTER I\n\nAgain."
     )
