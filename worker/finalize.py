@@ -12,34 +12,57 @@ from collections.abc import Iterator
 
 from ttsbatch import keys
 from ttsbatch.errors import JobError
-from ttsbatch.models import AudioFormat, ChunkRecord, DocumentPlan, JobStatus, Manifest, SourceInfo
+from ttsbatch.models import (
+    AudioFormat,
+    ChunkRecord,
+    DocumentPlan,
+    JobStatus,
+    Manifest,
+    SourceInfo,
+    TimedWord,
+    TimingSource,
+)
 from ttsbatch.storage import Store
 from worker import stitching, subtitles
-from worker.timeline import build_timestamps
+from worker.timeline import document_timing, stream_json, timed_words, timeline_head
 from worker.wav import wav_header
 
 READ_BLOCK = 1 << 20
 
 
-def _records(store: Store, job_id: str, plan: DocumentPlan) -> list[ChunkRecord]:
-    records: list[ChunkRecord] = []
+def _load(store: Store, job_id: str, plan: DocumentPlan, index: int) -> ChunkRecord:
+    key = keys.chunk_json_key(job_id, plan.doc, index)
+    if not store.exists(key):
+        raise JobError(f"{plan.name}: chunk {index} is missing; cannot stitch", job_id=job_id)
+    return ChunkRecord.model_validate_json(store.read(key))
+
+
+def _scan(
+    store: Store, job_id: str, plan: DocumentPlan
+) -> tuple[list[int], list[int], set[TimingSource]]:
+    """Read every chunk record once, keeping only sample counts, rates and timing kinds."""
+    samples: list[int] = []
+    rates: list[int] = []
+    kinds: set[TimingSource] = set()
     for chunk in plan.chunks:
-        key = keys.chunk_json_key(job_id, plan.doc, chunk.index)
-        if not store.exists(key):
-            raise JobError(
-                f"{plan.name}: chunk {chunk.index} is missing; cannot stitch", job_id=job_id
-            )
-        records.append(ChunkRecord.model_validate_json(store.read(key)))
-    return records
+        record = _load(store, job_id, plan, chunk.index)
+        samples.append(record.samples)
+        rates.append(record.sample_rate)
+        kinds.add(record.timing)
+    return samples, rates, kinds
 
 
 def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> dict[str, str]:
-    """Write one document's outputs; return them as ``{kind: key}``."""
+    """Write one document's outputs; return them as ``{kind: key}``.
+
+    Memory stays flat as the book grows: audio is copied block by block, and
+    the timeline and subtitles are written chunk by chunk.
+    """
     job_id = manifest.job_id
-    records = _records(store, job_id, plan)
-    rate = stitching.common_sample_rate((r.sample_rate for r in records), job_id=job_id)
+    samples, rates, kinds = _scan(store, job_id, plan)
+    rate = stitching.common_sample_rate(rates, job_id=job_id)
     placements = stitching.layout(
-        plan.chunks, [r.samples for r in records], sample_rate=rate, pauses=manifest.options.pauses
+        plan.chunks, samples, sample_rate=rate, pauses=manifest.options.pauses
     )
 
     def read_chunk(index: int) -> Iterator[bytes]:
@@ -48,35 +71,52 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
                 yield block
 
     fmt = manifest.options.audio_format
-    audio_key = keys.output_key(job_id, plan.doc, fmt.value)
-    with store.open_write(audio_key) as sink:
+    outputs = {
+        "audio": keys.output_key(job_id, plan.doc, fmt.value),
+        "source": keys.output_key(job_id, plan.doc, "source.txt"),
+        "timestamps": keys.output_key(job_id, plan.doc, "timestamps.json"),
+        "srt": keys.output_key(job_id, plan.doc, "srt"),
+        "vtt": keys.output_key(job_id, plan.doc, "vtt"),
+    }
+    with store.open_write(outputs["audio"]) as sink:
         if fmt is AudioFormat.WAV:
             sink.write(wav_header(stitching.total_samples(placements), rate))
         for piece in stitching.stream(placements, read_chunk):
             sink.write(piece)
 
-    text_key = keys.output_key(job_id, plan.doc, "source.txt")
-    text = store.read(text_key).decode()
-    timestamps = build_timestamps(
+    text = store.read(outputs["source"]).decode()
+    head = timeline_head(
         chunks=plan.chunks,
-        records=records,
         placements=placements,
         chapters=plan.chapters,
         sample_rate=rate,
         source=SourceInfo(
             name=plan.source_name, sha256=plan.source_sha256, text_file=f"{plan.name}.source.txt"
         ),
+        timing=document_timing(kinds),
     )
-    outputs = {"audio": audio_key, "source": text_key}
-    rendered = {
-        "timestamps.json": timestamps.model_dump_json(by_alias=True, indent=1),
-        "srt": subtitles.to_srt(cues := subtitles.build_cues(timestamps, plan.chunks, text)),
-        "vtt": subtitles.to_vtt(cues),
-    }
-    for suffix, body in rendered.items():
-        key = keys.output_key(job_id, plan.doc, suffix)
-        store.write(key, body.encode())
-        outputs[suffix.removesuffix(".json")] = key
+    with (
+        store.open_write(outputs["timestamps"]) as json_sink,
+        store.open_write(outputs["srt"]) as srt_sink,
+        store.open_write(outputs["vtt"]) as vtt_sink,
+    ):
+        vtt_sink.write(subtitles.VTT_HEADER.encode())
+        cue_number = 0
+
+        def words_by_chunk() -> Iterator[list[TimedWord]]:
+            nonlocal cue_number
+            for chunk, timed, place in zip(plan.chunks, head.chunks, placements, strict=True):
+                record = _load(store, job_id, plan, chunk.index)
+                words = timed_words(chunk, record, place, rate)
+                for cue in subtitles.chunk_cues(chunk, timed, words, text):
+                    separator = "\n" if cue_number else ""
+                    cue_number += 1
+                    srt_sink.write((separator + subtitles.srt_block(cue_number, cue)).encode())
+                    vtt_sink.write((separator + subtitles.vtt_block(cue)).encode())
+                yield words
+
+        for piece in stream_json(head, words_by_chunk()):
+            json_sink.write(piece)
     return outputs
 
 

@@ -11,7 +11,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ttsbatch.models import ChunkSpan, TimedWord, Timestamps
+from ttsbatch.models import ChunkSpan, TimedChunk, TimedWord, Timestamps
 
 MAX_LINE = 42  # characters per subtitle line (BBC and Netflix guidelines)
 MAX_LINES = 2
@@ -26,34 +26,41 @@ class Cue:
     text: str
 
 
-def build_cues(timestamps: Timestamps, chunks: Sequence[ChunkSpan], text: str) -> list[Cue]:
-    """Return the cues of a document, in order.
+def chunk_cues(
+    chunk: ChunkSpan, timed: TimedChunk, words: Sequence[TimedWord], text: str
+) -> list[Cue]:
+    """Return the cues of one chunk, in order.
 
     Args:
-        timestamps: The document's timeline.
-        chunks: Its chunk plan (for the sentence spans).
+        chunk: The chunk (for its sentence spans).
+        timed: The chunk on the final timeline.
+        words: The chunk's words on the final timeline.
         text: The extracted source text the character offsets index into.
     """
-    words = timestamps.words
+    if not words:  # no word times: the whole chunk is one cue
+        return [Cue(timed.start, timed.end, _lines(text[chunk.char_start : chunk.char_end]))]
     word_starts = [w.char_start for w in words]
+    cues: list[Cue] = []
+    for sentence in chunk.sentences:
+        lo = bisect.bisect_left(word_starts, sentence.char_start)
+        hi = bisect.bisect_left(word_starts, sentence.char_end)
+        groups = _groups(words[lo:hi])
+        for n, group in enumerate(groups):
+            # The first and last cue take the sentence's quotes and punctuation.
+            char_start = sentence.char_start if n == 0 else group[0].char_start
+            char_end = sentence.char_end if n == len(groups) - 1 else group[-1].char_end
+            cues.append(Cue(group[0].start, group[-1].end, _lines(text[char_start:char_end])))
+    return cues
+
+
+def build_cues(timestamps: Timestamps, chunks: Sequence[ChunkSpan], text: str) -> list[Cue]:
+    """Return the cues of a whole document held in memory."""
+    word_starts = [w.char_start for w in timestamps.words]
     cues: list[Cue] = []
     for chunk, timed in zip(chunks, timestamps.chunks, strict=True):
         lo = bisect.bisect_left(word_starts, chunk.char_start)
         hi = bisect.bisect_left(word_starts, chunk.char_end)
-        if lo == hi:  # no word times: the whole chunk is one cue
-            cues.append(
-                Cue(timed.start, timed.end, _lines(text[chunk.char_start : chunk.char_end]))
-            )
-            continue
-        for sentence in chunk.sentences:
-            s_lo = bisect.bisect_left(word_starts, sentence.char_start, lo, hi)
-            s_hi = bisect.bisect_left(word_starts, sentence.char_end, lo, hi)
-            groups = _groups(words[s_lo:s_hi])
-            for n, group in enumerate(groups):
-                # The first and last cue take the sentence's quotes and punctuation.
-                char_start = sentence.char_start if n == 0 else group[0].char_start
-                char_end = sentence.char_end if n == len(groups) - 1 else group[-1].char_end
-                cues.append(Cue(group[0].start, group[-1].end, _lines(text[char_start:char_end])))
+        cues.extend(chunk_cues(chunk, timed, timestamps.words[lo:hi], text))
     return cues
 
 
@@ -91,16 +98,24 @@ def _clock(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
+def srt_block(number: int, cue: Cue) -> str:
+    """Render one SubRip cue; blocks are separated by a blank line."""
+    return f"{number}\n{_clock(cue.start, ',')} --> {_clock(cue.end, ',')}\n{cue.text}\n"
+
+
+def vtt_block(cue: Cue) -> str:
+    """Render one WebVTT cue."""
+    return f"{_clock(cue.start, '.')} --> {_clock(cue.end, '.')}\n{cue.text}\n"
+
+
+VTT_HEADER = "WEBVTT\n\n"
+
+
 def to_srt(cues: Sequence[Cue]) -> str:
     """Render cues as SubRip (.srt)."""
-    blocks = (
-        f"{n}\n{_clock(c.start, ',')} --> {_clock(c.end, ',')}\n{c.text}\n"
-        for n, c in enumerate(cues, 1)
-    )
-    return "\n".join(blocks)
+    return "\n".join(srt_block(n, c) for n, c in enumerate(cues, 1))
 
 
 def to_vtt(cues: Sequence[Cue]) -> str:
     """Render cues as WebVTT (.vtt)."""
-    blocks = (f"{_clock(c.start, '.')} --> {_clock(c.end, '.')}\n{c.text}\n" for c in cues)
-    return "WEBVTT\n\n" + "\n".join(blocks)
+    return VTT_HEADER + "\n".join(vtt_block(c) for c in cues)

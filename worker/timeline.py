@@ -2,12 +2,14 @@
 
 Builds the public timestamps file (``ttsbatch.timestamps/1``). Inside, every
 position is a sample index; seconds are computed once, here, for the output.
+Words are produced chunk by chunk and the file is written as a stream, so
+memory does not grow with the book.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from ttsbatch.models import (
     Chapter,
@@ -28,71 +30,50 @@ def seconds(samples: int, sample_rate: int) -> float:
     return round(samples / sample_rate, 6)
 
 
-def document_timing(records: Sequence[ChunkRecord]) -> TimingSource:
+def document_timing(kinds: Iterable[TimingSource]) -> TimingSource:
     """Return the weakest timing source among the chunks (none < estimated < provider)."""
-    kinds = {record.timing for record in records}
+    present = set(kinds)
     for weakest in (TimingSource.NONE, TimingSource.ESTIMATED):
-        if weakest in kinds:
+        if weakest in present:
             return weakest
     return TimingSource.PROVIDER
 
 
-def build_timestamps(
-    *,
-    chunks: Sequence[ChunkSpan],
-    records: Sequence[ChunkRecord],
-    placements: Sequence[Placement],
-    chapters: Sequence[Chapter],
-    sample_rate: int,
-    source: SourceInfo,
-) -> Timestamps:
-    """Place chunks, words and chapters on the final audio's timeline.
-
-    Word character offsets move from chunk-relative to document offsets; word
-    sample offsets move from chunk-relative to the stitched audio.
-    """
-    total = total_samples(placements)
-    timed_chunks: list[TimedChunk] = []
-    words: list[TimedWord] = []
-    for chunk, record, place in zip(chunks, records, placements, strict=True):
-        timed_chunks.append(
-            TimedChunk(
-                index=chunk.index,
-                start=seconds(place.start, sample_rate),
-                end=seconds(place.end, sample_rate),
-                char_start=chunk.char_start,
-                char_end=chunk.char_end,
-            )
-        )
-        for word in record.words:
-            words.append(
-                TimedWord(
-                    text=word.text,
-                    start=seconds(place.start + min(word.start, place.samples), sample_rate),
-                    end=seconds(place.start + min(word.end, place.samples), sample_rate),
-                    char_start=chunk.char_start + word.char_start,
-                    char_end=chunk.char_start + word.char_end,
-                )
-            )
-    return Timestamps(
-        sample_rate=sample_rate,
-        duration=seconds(total, sample_rate),
-        source=source,
-        timing=document_timing(records),
-        chapters=_timed_chapters(chapters, chunks, placements, sample_rate, total),
-        chunks=tuple(timed_chunks),
-        words=tuple(words),
+def timed_chunk(chunk: ChunkSpan, place: Placement, sample_rate: int) -> TimedChunk:
+    """Return a chunk's own audio (without its pause) on the final timeline."""
+    return TimedChunk(
+        index=chunk.index,
+        start=seconds(place.start, sample_rate),
+        end=seconds(place.end, sample_rate),
+        char_start=chunk.char_start,
+        char_end=chunk.char_end,
     )
 
 
-def _timed_chapters(
+def timed_words(
+    chunk: ChunkSpan, record: ChunkRecord, place: Placement, sample_rate: int
+) -> list[TimedWord]:
+    """Move a chunk's words to document character offsets and final-audio times."""
+    return [
+        TimedWord(
+            text=word.text,
+            start=seconds(place.start + min(word.start, place.samples), sample_rate),
+            end=seconds(place.start + min(word.end, place.samples), sample_rate),
+            char_start=chunk.char_start + word.char_start,
+            char_end=chunk.char_start + word.char_end,
+        )
+        for word in record.words
+    ]
+
+
+def timed_chapters(
     chapters: Sequence[Chapter],
     chunks: Sequence[ChunkSpan],
     placements: Sequence[Placement],
     sample_rate: int,
-    total: int,
 ) -> tuple[TimedChapter, ...]:
     """A chapter runs from its first chunk's start to the next chapter's start."""
+    total = total_samples(placements)
     chunk_ends = [chunk.char_end for chunk in chunks]
     starts: list[int] = []
     for chapter in chapters:
@@ -111,3 +92,66 @@ def _timed_chapters(
         )
         for chapter, start, end in zip(chapters, starts, ends, strict=True)
     )
+
+
+def timeline_head(
+    *,
+    chunks: Sequence[ChunkSpan],
+    placements: Sequence[Placement],
+    chapters: Sequence[Chapter],
+    sample_rate: int,
+    source: SourceInfo,
+    timing: TimingSource,
+) -> Timestamps:
+    """Return the timestamps file without its words (they are streamed after)."""
+    return Timestamps(
+        sample_rate=sample_rate,
+        duration=seconds(total_samples(placements), sample_rate),
+        source=source,
+        timing=timing,
+        chapters=timed_chapters(chapters, chunks, placements, sample_rate),
+        chunks=tuple(
+            timed_chunk(c, p, sample_rate) for c, p in zip(chunks, placements, strict=True)
+        ),
+    )
+
+
+def stream_json(head: Timestamps, words: Iterable[Sequence[TimedWord]]) -> Iterator[bytes]:
+    """Yield the timestamps file as JSON: ``head`` with ``words`` spliced in, one per line."""
+    text = head.model_dump_json(by_alias=True)
+    empty = '"words":[]}'
+    if not text.endswith(empty):  # the splice relies on `words` being the last field
+        raise AssertionError("Timestamps.words must be the model's last field")
+    yield text[: -len(empty)].encode() + b'"words":['
+    separator = b"\n"
+    for group in words:
+        for word in group:
+            yield separator + word.model_dump_json().encode()
+            separator = b",\n"
+    yield b"\n]}\n"
+
+
+def build_timestamps(
+    *,
+    chunks: Sequence[ChunkSpan],
+    records: Sequence[ChunkRecord],
+    placements: Sequence[Placement],
+    chapters: Sequence[Chapter],
+    sample_rate: int,
+    source: SourceInfo,
+) -> Timestamps:
+    """Return the whole timestamps file in memory (for small documents and tests)."""
+    head = timeline_head(
+        chunks=chunks,
+        placements=placements,
+        chapters=chapters,
+        sample_rate=sample_rate,
+        source=source,
+        timing=document_timing(r.timing for r in records),
+    )
+    words = [
+        word
+        for chunk, record, place in zip(chunks, records, placements, strict=True)
+        for word in timed_words(chunk, record, place, sample_rate)
+    ]
+    return head.model_copy(update={"words": tuple(words)})
