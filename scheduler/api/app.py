@@ -1,0 +1,184 @@
+"""The app factory: ``create_app(settings)`` wires routes, services, auth, errors and metrics.
+
+Only this package imports FastAPI, and only :func:`create_app`'s handlers turn
+ttsbatch errors into HTTP statuses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from celery import Celery
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
+
+from scheduler.api.auth import KeyRing, load_keys
+from scheduler.api.errors import ApiError, TooLargeError
+from scheduler.api.metrics import Metrics
+from scheduler.api.routes import health, jobs, runs, schedules
+from scheduler.api.routes.common import too_large
+from scheduler.api.schemas import JobRequest, JobSpec, Problem, RunRequest
+from scheduler.api.service import Services
+from scheduler.schedules import create_beat_app
+from scheduler.webhooks import WebhookNotifier
+from ttsbatch import __version__
+from ttsbatch.errors import InputError, StorageError, TtsBatchError
+from ttsbatch.settings import Settings
+from ttsbatch.storage import Store
+
+DESCRIPTION = """Batch text-to-speech: submit documents or corpora, follow them, collect audio
+with a word-level timeline. Every route but health and metrics needs
+`Authorization: Bearer <key>`; each key is a tenant that sees only its own jobs,
+runs and schedules."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    redis: redis.Redis | None = None,
+    celery: Celery | None = None,
+    notify_webhooks: bool = True,
+) -> FastAPI:
+    """Return the API app; nothing connects until the first request.
+
+    Args:
+        settings: every setting (``settings.api`` for keys and limits).
+        store: the job store (default: ``settings.store``).
+        redis: a client with ``decode_responses=True`` (default: ``settings.redis_url``).
+        celery: the producer that sends chunk tasks (default: one on ``settings.redis_url``).
+        notify_webhooks: run the webhook notifier in this process.
+    """
+    services = Services.connect(settings, store=store, client=redis, producer=celery)
+    notifier = WebhookNotifier(services) if notify_webhooks else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if notifier is not None:
+            notifier.start()
+        try:
+            yield
+        finally:
+            if notifier is not None:
+                notifier.stop()
+
+    app = FastAPI(
+        title="ttsbatch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.keyring = KeyRing(load_keys(settings.api))
+    app.state.metrics = Metrics()
+    app.state.beat = create_beat_app(settings)
+    for router in (health.router, jobs.router, runs.router, schedules.router):
+        app.include_router(router)
+    _add_error_handlers(app)
+    _add_middleware(app, settings.api.max_request_bytes)
+    _add_openapi(app)
+    return app
+
+
+def _problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = Problem(error=code, detail=detail).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return _problem(exc.status, exc.code, str(exc), headers)
+
+    async def input_error(request: Request, exc: Exception) -> Response:
+        return _problem(422, "invalid_input", str(exc))
+
+    async def storage_error(request: Request, exc: Exception) -> Response:
+        return _problem(503, "store_unavailable", f"the store failed: {exc}; try again")
+
+    async def other_error(request: Request, exc: Exception) -> Response:
+        return _problem(500, "internal", f"{type(exc).__name__}: {exc}")
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        return _problem(422, "invalid_request", jsonable_encoder(detail))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(InputError, input_error)
+    app.add_exception_handler(StorageError, storage_error)
+    app.add_exception_handler(TtsBatchError, other_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
+def _add_middleware(app: FastAPI, max_bytes: int) -> None:
+    metrics: Metrics = app.state.metrics
+
+    @app.middleware("http")
+    async def measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            error: TooLargeError = too_large(max_bytes)
+            return _problem(error.status, error.code, str(error))
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
+        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+
+def _add_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        _, definitions = models_json_schema(
+            [(JobRequest, "validation"), (RunRequest, "validation")],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(definitions["$defs"])
+        components["JobUpload"] = _upload_schema()
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign] # FastAPI's documented way to extend it
+
+
+def _upload_schema() -> dict[str, Any]:
+    """The multipart form of ``POST /v1/jobs``: files plus the options as fields."""
+    properties: dict[str, Any] = {
+        "files": {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "txt, md, html or epub files; each is a document of the job.",
+        }
+    }
+    for name, field in JobSpec.model_fields.items():
+        properties[name] = {"type": "string", "description": field.description or name}
+    properties["tags"]["description"] = 'JSON object, e.g. {"project": "demo"}'
+    properties["pauses"]["description"] = 'JSON object, e.g. {"sentence_ms": 200}'
+    return {
+        "type": "object",
+        "required": ["files"],
+        "properties": properties,
+        "example": {"files": ["book.txt"], "engine": "espeak", "voice": "en-us"},
+    }

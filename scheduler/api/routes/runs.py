@@ -1,0 +1,91 @@
+"""``/v1/runs``: corpus runs, one job per document, with aggregate progress."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from scheduler import runs
+from scheduler.api.deps import ServicesDep, TenantDep
+from scheduler.api.errors import InvalidRequestError
+from scheduler.api.registry import page
+from scheduler.api.routes.common import (
+    ERRORS,
+    NOT_FOUND,
+    SUBMIT,
+    Limit,
+    Offset,
+    media_type,
+    parse_model,
+    read_form,
+    read_json,
+)
+from scheduler.api.schemas import JobSpec, Run, RunList, RunRequest
+from scheduler.api.sources import Upload
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERRORS)
+
+_RUN_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}},
+            "multipart/form-data": {"schema": {"$ref": "#/components/schemas/JobUpload"}},
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Start a corpus run",
+    responses={**SUBMIT, 202: {"model": Run, "description": "Accepted: one job per document."}},
+    openapi_extra=_RUN_BODY,
+)
+async def create_run(request: Request, services: ServicesDep, tenant: TenantDep) -> Run:
+    """Start one job per document of an `s3://` prefix (`source`), of `documents`, or of uploaded `files`."""
+    limit = services.settings.api.max_request_bytes
+    uploads: list[Upload] = []
+    data: object
+    if media_type(request) == "multipart/form-data":
+        uploads, data = await read_form(request, limit)
+    else:
+        data = await read_json(request, limit)
+    run_request = parse_model(RunRequest, data)
+    given = (run_request.source is not None) + (run_request.documents is not None) + bool(uploads)
+    if given != 1:
+        raise InvalidRequestError(
+            "give exactly one of `source` (an s3:// prefix), `documents` or uploaded `files`"
+        )
+
+    def start() -> Run:
+        items = uploads
+        if run_request.source is not None:
+            items = runs.read_source(services, run_request.source)
+        elif run_request.documents is not None:
+            items = [Upload(f"{doc.name}.txt", doc.text.encode()) for doc in run_request.documents]
+        spec = JobSpec.model_validate(run_request.model_dump(include=set(JobSpec.model_fields)))
+        record = runs.start_run(services, tenant, spec, items, source=run_request.source)
+        record["tenant"] = tenant
+        return runs.show_run(services, record)
+
+    return await run_in_threadpool(start)
+
+
+@router.get("", summary="List runs")
+def list_runs(
+    services: ServicesDep, tenant: TenantDep, offset: Offset = 0, limit: Limit = 20
+) -> RunList:
+    """Return the tenant's runs, newest first."""
+    ids, next_offset = page(services.registry.ids(tenant, "runs"), offset, limit)
+    items = [runs.show_run(services, runs.load_run(services, tenant, run_id)) for run_id in ids]
+    return RunList(items=items, next_offset=next_offset)
+
+
+@router.get("/{run_id}", summary="Show a run", responses=NOT_FOUND)
+def get_run(run_id: str, services: ServicesDep, tenant: TenantDep) -> Run:
+    """Return the run's jobs by document and their aggregate progress."""
+    return runs.show_run(services, runs.load_run(services, tenant, run_id))

@@ -1,0 +1,199 @@
+"""Schedules: cron-timed incremental runs over an ``s3://`` prefix, kept in celery-redbeat.
+
+A schedule's record lives in the API registry (tenant, cron, source, job
+options); its timing is a redbeat entry in Redis that sends
+:data:`SCHEDULED_RUN` with the schedule id. ``ttsbatch beat`` runs one beat
+(redbeat's lock keeps it to one) with an embedded worker for that task, which
+calls :func:`run_schedule`: only documents new or changed since the last run
+(per :class:`~scheduler.ledger.Ledger`) become jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from typing import Final
+
+from celery import Celery
+from celery.schedules import crontab
+from redbeat import RedBeatSchedulerEntry  # type: ignore[import-untyped] # redbeat ships no types
+
+from scheduler.api.errors import InvalidRequestError, NotFoundError
+from scheduler.api.schemas import JobSpec, Schedule, ScheduleRequest
+from scheduler.api.service import Services, iso, read_manifest
+from scheduler.ledger import Ledger, content_hash
+from scheduler.runs import new_run_id, read_source, start_run
+from ttsbatch.models import JobStatus
+from ttsbatch.settings import Settings
+
+SCHEDULED_RUN: Final = "ttsbatch.scheduled_run"
+SCHEDULE_QUEUE: Final = "ttsbatch.schedules"
+_ENTRY_PREFIX: Final = "ttsbatch-schedule:"
+
+
+def parse_cron(expression: str) -> crontab:
+    """Return the crontab of ``minute hour day-of-month month day-of-week``.
+
+    Raises:
+        InvalidRequestError: not five fields, or a field out of range.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        raise InvalidRequestError(
+            f"cron {expression!r}: give five fields, minute hour day-of-month month"
+            " day-of-week (e.g. '0 2 * * *' for 02:00 UTC daily)"
+        )
+    minute, hour, day_of_month, month, day_of_week = fields
+    try:
+        schedule = crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month,
+            day_of_week=day_of_week,
+        )
+        schedule.remaining_estimate(schedule.now())
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InvalidRequestError(f"cron {expression!r}: {exc}") from None
+    return schedule
+
+
+def create_beat_app(settings: Settings) -> Celery:
+    """Return the Celery app of ``ttsbatch beat``: redbeat's scheduler plus the run task."""
+    app = Celery("ttsbatch-beat", set_as_current=False)
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        result_backend=None,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        redbeat_redis_url=settings.redis_url,
+        redbeat_key_prefix="ttsbatch:redbeat",
+        beat_scheduler="redbeat.RedBeatScheduler",
+        task_default_queue=SCHEDULE_QUEUE,
+        timezone="UTC",
+    )
+
+    services: list[Services] = []
+
+    @app.task(name=SCHEDULED_RUN)
+    def scheduled_run(schedule_id: str) -> str | None:
+        if not services:
+            services.append(Services.connect(settings))
+        record = run_schedule(services[0], schedule_id)
+        return None if record is None else str(record["id"])
+
+    return app
+
+
+def _entry_name(schedule_id: str) -> str:
+    return _ENTRY_PREFIX + schedule_id
+
+
+def create_schedule(
+    services: Services, beat: Celery, tenant: str, request: ScheduleRequest
+) -> dict[str, object]:
+    """Record a schedule and its redbeat entry; return its record."""
+    schedule = parse_cron(request.cron)
+    services.sources.list(request.source)  # the bucket must be readable now, not at 2 am
+    schedule_id = f"s-{uuid.uuid4().hex[:16]}"
+    spec = JobSpec.model_validate(request.model_dump(include=set(JobSpec.model_fields)))
+    record: dict[str, object] = {
+        "id": schedule_id,
+        "cron": request.cron,
+        "source": request.source,
+        "spec": spec.model_dump(mode="json", exclude_defaults=True),
+        "created_at_ts": time.time(),
+    }
+    services.registry.put("schedules", schedule_id, tenant, record)
+    entry = RedBeatSchedulerEntry(
+        _entry_name(schedule_id),
+        SCHEDULED_RUN,
+        schedule,
+        args=[schedule_id],
+        options={"queue": SCHEDULE_QUEUE},
+        app=beat,
+    )
+    entry.save()
+    return record
+
+
+def load_schedule(services: Services, tenant: str | None, schedule_id: str) -> dict[str, object]:
+    """Return a schedule's record (of ``tenant``, if given).
+
+    Raises:
+        NotFoundError: unknown, or another tenant's.
+    """
+    record = services.registry.get("schedules", schedule_id, tenant)
+    if record is None:
+        raise NotFoundError(f"no schedule {schedule_id}: GET /v1/schedules lists yours")
+    return record
+
+
+def delete_schedule(services: Services, beat: Celery, tenant: str, schedule_id: str) -> None:
+    """Stop a schedule: its redbeat entry and its record go; its runs and jobs stay."""
+    load_schedule(services, tenant, schedule_id)
+    prefix = beat.conf.redbeat_key_prefix
+    with contextlib.suppress(KeyError):  # the entry is gone already
+        RedBeatSchedulerEntry.from_key(f"{prefix}{_entry_name(schedule_id)}", app=beat).delete()
+    services.registry.delete("schedules", schedule_id, tenant)
+
+
+def show_schedule(services: Services, record: dict[str, object]) -> Schedule:
+    """Return the schedule resource with its runs, newest first."""
+    ledger = Ledger.load(services.store, str(record["id"]))
+    return Schedule(
+        id=str(record["id"]),
+        cron=str(record["cron"]),
+        source=str(record["source"]),
+        spec=dict(record.get("spec") or {}),  # type: ignore[call-overload]
+        created_at=iso(float(record.get("created_at_ts") or 0)),  # type: ignore[arg-type]
+        runs=[str(run["run_id"]) for run in reversed(ledger.runs)],
+    )
+
+
+def _job_status(services: Services, job_id: str) -> JobStatus | None:
+    status = services.state.status(job_id)
+    if status is not None or not job_id:
+        return status
+    try:
+        return read_manifest(services.store, job_id).status
+    except NotFoundError:
+        return None
+
+
+def run_schedule(services: Services, schedule_id: str) -> dict[str, object] | None:
+    """Run a schedule once: submit jobs for new and changed documents only; record the run.
+
+    Returns:
+        The run's record, or None if the schedule was deleted.
+    """
+    try:
+        record = load_schedule(services, None, schedule_id)
+    except NotFoundError:
+        return None
+    tenant = str(record["tenant"])
+    source = str(record["source"])
+    spec = JobSpec.model_validate(record.get("spec") or {})
+    uploads = {upload.filename: upload for upload in read_source(services, source)}
+    hashes = {name: content_hash(upload.data) for name, upload in uploads.items()}
+    ledger = Ledger.load(services.store, schedule_id)
+    todo = ledger.pending(hashes, lambda job_id: _job_status(services, job_id))
+    skipped = sorted(set(uploads) - set(todo))
+    run_id = new_run_id()
+    run = start_run(
+        services,
+        tenant,
+        spec,
+        [uploads[name] for name in todo],
+        source=source,
+        schedule_id=schedule_id,
+        skipped=skipped,
+        run_id=run_id,
+    )
+    jobs = dict(run["documents"])  # type: ignore[call-overload]
+    ledger.record(run_id, {name: (hashes[name], jobs[name]) for name in todo}, skipped)
+    ledger.save(services.store, schedule_id)
+    return run
