@@ -109,6 +109,11 @@ def _settings(engine: str, base_url: str | None) -> Settings:
     "--keep-boilerplate", is_flag=True, help="Keep Project Gutenberg's licence header/footer."
 )
 @click.option("--keep-chunks", is_flag=True, help="Keep per-chunk audio after stitching.")
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Run on the Celery workers (REDIS_URL, TTSBATCH_STORE) instead of local processes.",
+)
 def synth(
     inputs: tuple[Path, ...],
     outdir: Path,
@@ -125,6 +130,7 @@ def synth(
     pause_chapter: int,
     keep_boilerplate: bool,
     keep_chunks: bool,
+    distributed: bool,
 ) -> None:
     """Synthesise INPUTS (txt, md, html, epub) into OUTDIR.
 
@@ -137,6 +143,7 @@ def synth(
     from ttsbatch.local import run_local  # noqa: PLC0415
     from ttsbatch.outputs import check_writable, download_outputs  # noqa: PLC0415
     from ttsbatch.progress import TerminalProgress, clock  # noqa: PLC0415
+    from ttsbatch.storage import Store  # noqa: PLC0415
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
 
@@ -153,19 +160,28 @@ def synth(
     check_writable(outdir)
     started = time.monotonic()
     progress = TerminalProgress()
+    store: Store
     try:
-        manifest = run_local(
-            documents,
-            options,
-            store=LocalStore(outdir / ".ttsbatch"),
-            settings=settings,
-            jobs=jobs or os.cpu_count() or 1,
-            progress=progress,
-            keep_chunks=keep_chunks,
-        )
+        if distributed:
+            from ttsbatch.distributed import run_distributed  # noqa: PLC0415
+
+            store, manifest = run_distributed(
+                documents, options, settings=settings, progress=progress, keep_chunks=keep_chunks
+            )
+        else:
+            store = LocalStore(outdir / ".ttsbatch")
+            manifest = run_local(
+                documents,
+                options,
+                store=store,
+                settings=settings,
+                jobs=jobs or os.cpu_count() or 1,
+                progress=progress,
+                keep_chunks=keep_chunks,
+            )
     finally:
         progress.close()
-    written = download_outputs(LocalStore(outdir / ".ttsbatch"), manifest, outdir)
+    written = download_outputs(store, manifest, outdir)
     elapsed = time.monotonic() - started
     audio = progress.audio_seconds
     for plan in manifest.documents:
@@ -201,3 +217,14 @@ def fake_provider(port: int, host: str, options: tuple[str, ...]) -> None:
         raise ConfigError(str(exc)) from exc
     click.echo(f"imitation provider on http://{host}:{port}/v1 (Ctrl-C stops it)", err=True)
     serve(port, host, **{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+
+
+def _register() -> None:
+    from ttsbatch import cli_cluster  # noqa: PLC0415 - commands live beside the code they drive
+
+    for command in (cli_cluster.worker, cli_cluster.dev, cli_cluster.resume, cli_cluster.cancel):
+        main.add_command(command)
+    main.add_command(cli_cluster.status)
+
+
+_register()
