@@ -10,9 +10,10 @@ as the local executor. :func:`resume_job` restarts a job from the store alone
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from celery import Celery
@@ -55,6 +56,19 @@ class Cluster:
         self.producer.close()
 
 
+@contextlib.contextmanager
+def _connected(settings: Settings, cluster: Cluster | None) -> Iterator[Cluster]:
+    """Use ``cluster``, or connect one for the call and close it afterwards."""
+    if cluster is not None:
+        yield cluster
+        return
+    owned = Cluster.connect(settings)
+    try:
+        yield owned
+    finally:
+        owned.close()
+
+
 def run_distributed(
     documents: Sequence[Document],
     options: JobOptions,
@@ -74,10 +88,12 @@ def run_distributed(
         JobError: the job failed (with each failed chunk's last error), was
             cancelled, lost its Redis state, or outlived ``timeout``.
     """
-    cluster = cluster or Cluster.connect(settings)
-    manifest = write_plan(cluster.store, plan_job(documents, options), documents)
-    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
-    return _run(cluster, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
+    with _connected(settings, cluster) as live:
+        manifest = write_plan(live.store, plan_job(documents, options), documents)
+        texts = {
+            plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)
+        }
+        return _run(live, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
 
 
 def submit(
@@ -89,11 +105,13 @@ def submit(
     cluster: Cluster | None = None,
 ) -> Manifest:
     """Plan and dispatch a job without following it; return its manifest."""
-    cluster = cluster or Cluster.connect(settings)
-    manifest = write_plan(cluster.store, plan_job(documents, options), documents)
-    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
-    _start(cluster, manifest, texts, keep_chunks=keep_chunks)
-    return manifest
+    with _connected(settings, cluster) as live:
+        manifest = write_plan(live.store, plan_job(documents, options), documents)
+        texts = {
+            plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)
+        }
+        _start(live, manifest, texts, keep_chunks=keep_chunks)
+        return manifest
 
 
 def resume_job(
@@ -110,13 +128,13 @@ def resume_job(
     Raises:
         JobError: the job is unknown to the store, or failed again.
     """
-    cluster = cluster or Cluster.connect(settings)
-    manifest = load_manifest(cluster.store, job_id)
-    texts = {
-        plan.doc: cluster.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
-        for plan in manifest.documents
-    }
-    return _run(cluster, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
+    with _connected(settings, cluster) as live:
+        manifest = load_manifest(live.store, job_id)
+        texts = {
+            plan.doc: live.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
+            for plan in manifest.documents
+        }
+        return _run(live, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
 
 
 def cancel_job(job_id: str, *, settings: Settings, cluster: Cluster | None = None) -> bool:
@@ -125,22 +143,22 @@ def cancel_job(job_id: str, *, settings: Settings, cluster: Cluster | None = Non
     Returns:
         Whether the job was still active (False if it had already ended).
     """
-    cluster = cluster or Cluster.connect(settings)
-    manifest = load_manifest(cluster.store, job_id)
-    if manifest.status is JobStatus.SUCCEEDED:
-        return False
-    changed = cluster.state.cancel(job_id)
-    if changed:
-        mark_manifest(cluster.store, job_id, JobStatus.CANCELLED, "cancelled by the user")
-    return changed
+    with _connected(settings, cluster) as live:
+        manifest = load_manifest(live.store, job_id)
+        if manifest.status is JobStatus.SUCCEEDED:
+            return False
+        changed = live.state.cancel(job_id)
+        if changed:
+            mark_manifest(live.store, job_id, JobStatus.CANCELLED, "cancelled by the user")
+        return changed
 
 
 def job_status(
     job_id: str, *, settings: Settings, cluster: Cluster | None = None
 ) -> tuple[Manifest, JobSnapshot | None]:
     """Return a job's stored manifest and its live state in Redis (None if Redis has none)."""
-    cluster = cluster or Cluster.connect(settings)
-    return load_manifest(cluster.store, job_id), cluster.state.snapshot(job_id)
+    with _connected(settings, cluster) as live:
+        return load_manifest(live.store, job_id), live.state.snapshot(job_id)
 
 
 def load_manifest(store: Store, job_id: str) -> Manifest:
