@@ -81,12 +81,15 @@ def check_target(url: str, *, allow_private: bool, resolve: Resolver | None = _r
     Raises:
         WebhookRefusedError: not http(s), or an address the service must not call.
     """
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise WebhookRefusedError(f"webhook URL {url!r} is not a valid URL") from None
+    if parts.scheme not in {"http", "https"} or not host:
         raise WebhookRefusedError(f"webhook URL {url!r}: use http(s)://host/path")
     if allow_private:
         return
-    host = parts.hostname
     if host == "localhost" or host.endswith(".localhost"):
         addresses = ["127.0.0.1"]
     else:

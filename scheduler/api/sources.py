@@ -68,7 +68,10 @@ def check_limits(documents: Sequence[Document], limits: ApiSettings) -> None:
 
 def split_s3_url(url: str) -> tuple[str, str]:
     """Return (bucket, key or prefix) of ``s3://bucket/key``."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        raise InvalidRequestError(f"{url!r} is not a valid URL: use s3://bucket/key") from None
     if parts.scheme != "s3" or not parts.netloc:
         raise InvalidRequestError(f"{url!r} is not an s3:// URL: use s3://bucket/key")
     return parts.netloc, parts.path.lstrip("/")

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Query, Request
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from scheduler.api.errors import InvalidRequestError, TooLargeError, UnsupportedError
 from scheduler.api.schemas import Problem
@@ -98,6 +98,13 @@ async def read_form(request: Request, max_bytes: int) -> tuple[list[Upload], dic
         form = await request.form(max_files=1000, max_fields=100, max_part_size=max_bytes)
     except Exception as exc:  # noqa: BLE001 - multipart's errors have no common base
         raise InvalidRequestError(f"the multipart body cannot be read ({exc})") from None
+    try:
+        return await _form_parts(form, max_bytes)
+    finally:
+        await form.close()
+
+
+async def _form_parts(form: FormData, max_bytes: int) -> tuple[list[Upload], dict[str, object]]:
     uploads: list[Upload] = []
     fields: dict[str, object] = {}
     size = 0
@@ -119,7 +126,6 @@ async def read_form(request: Request, max_bytes: int) -> tuple[list[Upload], dic
                 raise InvalidRequestError(f"form field {key!r} must be JSON") from None
         else:
             fields[key] = value
-    await form.close()
     return uploads, fields
 
 

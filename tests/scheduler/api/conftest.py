@@ -49,7 +49,13 @@ def make_app(redis_db_url: str, local_store: LocalStore) -> Callable[..., FastAP
 
 
 @pytest.fixture
-def client(make_app: Callable[..., FastAPI]) -> Iterator[TestClient]:
-    """A client of an app with default limits (send AUTH_A or AUTH_B)."""
-    with TestClient(make_app()) as test_client:
+def app(make_app: Callable[..., FastAPI]) -> FastAPI:
+    """An app with default limits."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """A client of ``app`` (send AUTH_A or AUTH_B)."""
+    with TestClient(app) as test_client:
         yield test_client

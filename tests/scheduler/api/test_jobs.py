@@ -148,7 +148,7 @@ def test_an_s3_source_outside_the_allowed_buckets_is_refused(client: TestClient)
 
 
 def test_a_job_that_succeeded_lists_its_files_with_sizes_checksums_and_urls(
-    client: TestClient, local_store: LocalStore
+    app: FastAPI, client: TestClient, local_store: LocalStore
 ) -> None:
     job = submit(client).json()
     manifest_key = keys.manifest_key(job["id"])
@@ -157,7 +157,7 @@ def test_a_job_that_succeeded_lists_its_files_with_sizes_checksums_and_urls(
     local_store.write(out, b"RIFF-fake")
     manifest.update(status=JobStatus.SUCCEEDED.value, outputs={"opening": {"audio": out}})
     local_store.write(manifest_key, json.dumps(manifest).encode())
-    client.app.state.services.state.finish(job["id"], JobStatus.SUCCEEDED)
+    app.state.services.state.finish(job["id"], JobStatus.SUCCEEDED)
     result = client.get(f"/v1/jobs/{job['id']}/result", headers=AUTH_A).json()
     names = [f["name"] for f in result["files"]]
     assert names == ["opening.wav", "manifest.json"]
