@@ -5,22 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from ttsbatch.errors import StorageError
-
-
-def _file_mode() -> int:
-    """The mode a plain ``open()`` would give a new file under the current umask."""
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-_FILE_MODE = _file_mode()
+from ttsbatch.storage.files import temp_beside
 
 
 class LocalStore:
@@ -114,21 +104,8 @@ class LocalStore:
             shutil.copyfile(source, tmp)
         tmp.replace(path)
 
-    @contextlib.contextmanager
-    def _staged(self, key: str) -> Iterator[tuple[BinaryIO, Path]]:
-        target = self._path(key)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-        except OSError as exc:
-            raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
-        tmp = Path(name)
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; outputs are the user's files
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                yield handle, tmp
-        finally:
-            tmp.unlink(missing_ok=True)
+    def _staged(self, key: str) -> contextlib.AbstractContextManager[tuple[BinaryIO, Path]]:
+        return temp_beside(self._path(key), key=key)
 
     @staticmethod
     def _commit(tmp: Path, target: Path, *, if_absent: bool) -> bool:

@@ -30,7 +30,6 @@ import io
 import os
 import posixpath
 import shutil
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -50,6 +49,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ttsbatch.errors import ConfigError, StorageError
 from ttsbatch.storage import Writer
+from ttsbatch.storage.files import temp_beside
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -275,21 +275,10 @@ class S3Store:
 
     def download(self, key: str, path: Path) -> None:
         """Stream the object at ``key`` into ``path`` through a temp file and a rename."""
-        with self.open_read(key) as source:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-            except OSError as exc:
-                raise StorageError(f"{path}: {exc.strerror or exc}", key=key) from exc
-            tmp = Path(name)
-            try:
-                with os.fdopen(fd, "wb") as target:
-                    shutil.copyfileobj(source, target, _COPY_CHUNK)
-                tmp.replace(path)
-            except OSError as exc:
-                raise StorageError(f"{path}: {exc.strerror or exc}", key=key) from exc
-            finally:
-                tmp.unlink(missing_ok=True)
+        with self.open_read(key) as source, temp_beside(path, key=key) as (target, tmp):
+            shutil.copyfileobj(source, target, _COPY_CHUNK)
+            target.flush()
+            tmp.replace(path)
 
     # -- S3 only ----------------------------------------------------------------
 
