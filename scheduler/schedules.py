@@ -70,7 +70,7 @@ def create_beat_app(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         redbeat_redis_url=settings.redis_url,
-        redbeat_key_prefix="ttsbatch:redbeat",
+        redbeat_key_prefix="ttsbatch:redbeat:",
         beat_scheduler="redbeat.RedBeatScheduler",
         task_default_queue=SCHEDULE_QUEUE,
         timezone="UTC",
