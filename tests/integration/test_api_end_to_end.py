@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from click.testing import CliRunner
 from fastapi import FastAPI
 from pydantic import SecretStr
 
 from scheduler.api import create_app
 from scheduler.ingest import ingest_text
+from ttsbatch import cli_client
 from ttsbatch.client import ApiClient
 from ttsbatch.models import Document
 from ttsbatch.services import LOOPBACK, free_port
@@ -49,6 +51,29 @@ def serve(app: FastAPI) -> Iterator[str]:
         thread.join(timeout=20)
 
 
+def check_the_cli(url: str, job_id: str, tmp_path: Path) -> None:
+    """The CLI client against the same server: status, jobs, fetch, and submit --wait."""
+    runner = CliRunner()
+    env = {"TTSBATCH_SERVER": url, "TTSBATCH_API_KEY": KEY}
+    shown = runner.invoke(cli_client.status, [job_id], env=env)
+    assert shown.exit_code == 0 and f"job {job_id}: succeeded" in shown.output
+    listed = runner.invoke(cli_client.jobs, [], env=env)
+    assert listed.exit_code == 0 and listed.output.startswith(job_id)
+    fetched = runner.invoke(cli_client.fetch, [job_id, "-o", str(tmp_path / "fetched")], env=env)
+    assert fetched.exit_code == 0 and (tmp_path / "fetched" / "book.wav").exists()
+    note = tmp_path / "note.txt"
+    note.write_text("A short note. It has two sentences.")
+    engine = OPTIONS.engine
+    args = [str(note), "--engine", engine.engine, "--model", str(engine.model), "--wait"]
+    submitted = runner.invoke(
+        cli_client.submit,
+        [*args, "--voice", str(engine.voice), "-o", str(tmp_path / "note")],
+        env=env,
+    )
+    assert submitted.exit_code == 0, submitted.output
+    assert "succeeded" in submitted.output and (tmp_path / "note" / "note.wav").exists()
+
+
 def test_a_document_posted_to_the_api_succeeds_and_its_files_match_the_local_executor(
     make_harness: Callable[..., Harness], reference: Callable[[Document], Path], tmp_path: Path
 ) -> None:
@@ -77,6 +102,7 @@ def test_a_document_posted_to_the_api_succeeds_and_its_files_match_the_local_exe
         done = [body["progress"]["chunks_done"] for _, body in events]
         assert done == sorted(done)
         written = api.download(job["id"], tmp_path / "out")
+        check_the_cli(url, job["id"], tmp_path)
     names = {path.name for path in written}
     assert names == {f"book.{suffix}" for suffix in OUTPUTS} | {"manifest.json"}
     expected = reference(ingest_text(text, "book"))

@@ -1,0 +1,251 @@
+"""Commands of the API: ``submit``, ``jobs``, ``status``, ``fetch`` (clients), ``api`` and ``beat`` (servers).
+
+The clients talk to ``--server`` (``TTSBATCH_SERVER``, default
+``http://127.0.0.1:8000``) with the key of ``TTSBATCH_API_KEY``. ``status``
+without a server falls back to the cluster's own ``status`` (Redis and the
+store). :data:`COMMANDS` lists them for :mod:`ttsbatch.cli`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ttsbatch.errors import ConfigError
+from ttsbatch.settings import Settings
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+_server = click.option(
+    "--server",
+    envvar="TTSBATCH_SERVER",
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help="API base URL [TTSBATCH_SERVER].",
+)
+_key = click.option(
+    "--key", envvar="TTSBATCH_API_KEY", help="API key [TTSBATCH_API_KEY].", show_envvar=False
+)
+
+
+def _client(server: str, key: str | None) -> Any:
+    from ttsbatch.client import ApiClient  # noqa: PLC0415 - keeps --help fast
+
+    if not key:
+        raise ConfigError("no API key: set TTSBATCH_API_KEY (or pass --key)")
+    return ApiClient(server, key)
+
+
+def _tags(values: tuple[str, ...]) -> dict[str, str]:
+    tags = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{value!r}: write key=value", param_hint="--tag")
+        tags[name] = text
+    return tags
+
+
+def _follow(api: Any, job_id: str) -> dict[str, Any]:
+    from rich.progress import Progress  # noqa: PLC0415 - keeps --help fast
+
+    final: dict[str, Any] = {}
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"job {job_id}", total=None)
+        for _event, job in api.events(job_id):
+            progress = job["progress"]
+            bar.update(
+                task,
+                total=progress["chunks_total"],
+                completed=progress["chunks_done"],
+                description=f"job {job_id} {job['status']}",
+            )
+            final = job
+    return final
+
+
+@click.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@_server
+@_key
+@click.option("--name", help="Job name.")
+@click.option("--engine", default="espeak", show_default=True, help="espeak, together or openai.")
+@click.option("--voice", help="Engine voice.")
+@click.option("--model", help="Provider model.")
+@click.option("--tag", "tags", multiple=True, help="key=value; repeat for more.")
+@click.option("--webhook-url", help="Called when the job succeeds or fails.")
+@click.option("--wait", is_flag=True, help="Follow the job to its end with a progress bar.")
+@click.option(
+    "-o", "--output", "outdir", type=click.Path(path_type=Path), help="With --wait: download here."
+)
+def submit(  # noqa: PLR0917 - click passes every option of a command as a parameter
+    files: tuple[Path, ...],
+    server: str,
+    key: str | None,
+    name: str | None,
+    engine: str,
+    voice: str | None,
+    model: str | None,
+    tags: tuple[str, ...],
+    webhook_url: str | None,
+    wait: bool,
+    outdir: Path | None,
+) -> None:
+    """Submit FILES (txt, md, html, epub) as one job to the API; print its id."""
+    with _client(server, key) as api:
+        job = api.submit_files(
+            list(files),
+            name=name,
+            engine=engine,
+            voice=voice,
+            model=model,
+            tags=_tags(tags) or None,
+            webhook_url=webhook_url,
+        )
+        click.echo(job["id"])
+        if not wait:
+            return
+        final = _follow(api, job["id"])
+        click.echo(f"job {job['id']}: {final.get('status')}")
+        if final.get("status") != "succeeded":
+            raise click.ClickException(final.get("error") or "the job did not succeed")
+        if outdir is not None:
+            for path in api.download(job["id"], outdir):
+                click.echo(f"  {path}")
+
+
+@click.command()
+@_server
+@_key
+@click.option("--status", "status_filter", help="Only jobs in this status.")
+@click.option("--tag", "tags", multiple=True, help="key=value; all must match.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+def jobs(  # noqa: PLR0917 - click passes every option of a command as a parameter
+    server: str,
+    key: str | None,
+    status_filter: str | None,
+    tags: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List your jobs on the API, newest first."""
+    with _client(server, key) as api:
+        for n, job in enumerate(api.jobs(status=status_filter, tags=_tags(tags))):
+            if n >= limit:
+                break
+            if as_json:
+                click.echo(json.dumps(job))
+                continue
+            progress = job["progress"]
+            click.echo(
+                f"{job['id']}  {job['status']:<10} {progress['chunks_done']}/{progress['chunks_total']}"
+                f"  {job['name']}  {job['created_at']}"
+            )
+
+
+@click.command()
+@click.argument("job_id")
+@click.option(
+    "--server",
+    envvar="TTSBATCH_SERVER",
+    help="API base URL [TTSBATCH_SERVER]; without it, read Redis and the store directly.",
+)
+@_key
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def status(
+    ctx: click.Context, job_id: str, server: str | None, key: str | None, as_json: bool
+) -> None:
+    """Show JOB's status, progress and errors."""
+    if not server:
+        from ttsbatch.cli_cluster import status as cluster_status  # noqa: PLC0415
+
+        ctx.invoke(cluster_status, job_id=job_id, as_json=as_json)
+        return
+    with _client(server, key) as api:
+        job = api.job(job_id)
+    if as_json:
+        click.echo(json.dumps(job, indent=1))
+        return
+    progress = job["progress"]
+    eta = f", eta {progress['eta_seconds']:.0f} s" if progress["eta_seconds"] else ""
+    click.echo(f"job {job_id}: {job['status']}")
+    click.echo(
+        f"  chunks {progress['chunks_done']}/{progress['chunks_total']} done,"
+        f" {progress['chunks_failed']} failed; {progress['audio_seconds']:.1f} s audio{eta}"
+    )
+    for error in job["errors"][:10]:
+        click.echo(
+            f"  {'failed' if error['final'] else 'last error'} {error['chunk']}: {error['error']}"
+        )
+    if job["error"]:
+        click.echo(f"  reason: {job['error']}")
+
+
+@click.command()
+@click.argument("job_id")
+@_server
+@_key
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Output folder.",
+)
+def fetch(job_id: str, server: str, key: str | None, outdir: Path) -> None:
+    """Download every file of a succeeded JOB into a folder (checksums checked)."""
+    with _client(server, key) as api:
+        for path in api.download(job_id, outdir):
+            click.echo(str(path))
+
+
+@click.command()
+@click.option("--host", help="Bind address [TTSBATCH_API_HOST, 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port [TTSBATCH_API_PORT, 8000].")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the REST API (keys from TTSBATCH_API_KEYS or TTSBATCH_API_KEYS_FILE)."""
+    import uvicorn  # noqa: PLC0415 - keeps --help fast
+
+    from scheduler.api import create_app  # noqa: PLC0415
+
+    settings = Settings()
+    app = create_app(settings)
+    if not len(app.state.keyring):
+        raise ConfigError(
+            "no API keys: set TTSBATCH_API_KEYS (comma-separated) or TTSBATCH_API_KEYS_FILE"
+        )
+    uvicorn.run(
+        app, host=host or settings.api.host, port=settings.api.port if port is None else port
+    )
+
+
+@click.command()
+@click.option("--loglevel", "-l", default="info", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run the schedules: one redbeat beat (locked in Redis) and the worker of its runs."""
+    from scheduler.schedules import SCHEDULE_QUEUE, create_beat_app  # noqa: PLC0415
+
+    app = create_beat_app(Settings())
+    app.worker_main(
+        [
+            "worker",
+            "--beat",
+            "--scheduler=redbeat.RedBeatScheduler",
+            "--pool=solo",
+            f"--queues={SCHEDULE_QUEUE}",
+            f"--loglevel={loglevel}",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+COMMANDS = (submit, jobs, status, fetch, api, beat)
