@@ -147,6 +147,10 @@ def create_celery_app(
             # return within about 1.25 visibility timeouts.
             "unacked_restore_throttle": 1,
             "unacked_restore_interval": max(1, min(10, int(tuning.visibility_timeout / 4))),
+            # The sweep runs under a Redis lock that expires after 300 s by
+            # default: a worker SIGKILLed while holding it would stall every
+            # restore that long. A sweep takes milliseconds.
+            "unacked_mutex_expire": max(10, int(tuning.visibility_timeout / 4)),
         },
         broker_connection_retry_on_startup=True,
         result_backend=None,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from scheduler.dispatch import create_producer
 from scheduler.ingest import ingest_text
@@ -26,6 +27,7 @@ from ttsbatch.devstack import queues_for, stop_process, worker_command
 from ttsbatch.distributed import Cluster
 from ttsbatch.fakeprovider import FakeProviderConfig, RunningProvider, run_in_thread
 from ttsbatch.local import run_local
+from ttsbatch.messages import ALL_QUEUES
 from ttsbatch.models import Chapter, Document, EngineSpec, JobOptions
 from ttsbatch.outputs import download_outputs
 from ttsbatch.services import RedisServer
@@ -67,7 +69,13 @@ def sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    explain: Callable[[], str] | None = None,
+) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -75,7 +83,8 @@ def wait_for(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            details = f"\n{explain()}" if explain is not None else ""
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}{details}")
         time.sleep(0.05)
 
 
@@ -178,6 +187,21 @@ class Harness:
             if entry["status"] == 200:
                 counts[entry["text_sha256"]] = counts.get(entry["text_sha256"], 0) + 1
         return counts
+
+    def explain(self, job_id: str) -> str:
+        """What a failing test should show: job state, broker queues, worker log tails."""
+        broker = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        try:
+            queues = {key: broker.llen(key) for key in ALL_QUEUES}
+            unacked = broker.hlen("unacked")
+            mutex = broker.ttl("unacked_mutex")
+        finally:
+            broker.close()
+        tails = "\n".join(self.workers.log_text().splitlines()[-40:])
+        return (
+            f"state: {self.state.snapshot(job_id)}\nqueues: {queues}, unacked: {unacked},"
+            f" unacked_mutex ttl: {mutex}\nprovider: {self.provider.state.stats()}\n{tails}"
+        )
 
     def close(self) -> None:
         self.workers.stop()

@@ -93,7 +93,12 @@ def test_a_job_survives_a_worker_killed_mid_job_redoing_only_its_chunks_in_fligh
     def finished() -> bool:
         return harness.state.status(job_id) is JobStatus.SUCCEEDED
 
-    wait_for(finished, timeout=120, what="the job to finish after the kill")
+    wait_for(
+        finished,
+        timeout=120,
+        what="the job to finish after the kill",
+        explain=lambda: harness.explain(job_id),
+    )
     final = Manifest.model_validate_json(harness.store.read(keys.manifest_key(job_id)))
     download_outputs(harness.store, final, tmp_path / "out")
     assert_same_outputs(tmp_path / "out", reference(book))
@@ -242,5 +247,7 @@ def test_a_worker_stopped_with_sigterm_puts_its_chunks_back_at_once(
     def finished() -> bool:
         return harness.state.status(job_id) is JobStatus.SUCCEEDED
 
-    wait_for(finished, timeout=120, what="the job to finish")
+    wait_for(
+        finished, timeout=120, what="the job to finish", explain=lambda: harness.explain(job_id)
+    )
     assert "back to the queue" in harness.workers.log_text()
