@@ -256,7 +256,10 @@ def job_events(
         last = ""
         quiet = 0.0
         while True:
-            job = await run_in_threadpool(service.show_job, services, entry)
+            try:
+                job = await run_in_threadpool(service.show_job, services, entry)
+            except NotFoundError:
+                return  # purged while followed: nothing more to say
             body = job.model_dump_json()
             if job.status in TERMINAL:
                 yield f"event: end\ndata: {body}\n\n"
