@@ -220,11 +220,14 @@ def fake_provider(port: int, host: str, options: tuple[str, ...]) -> None:
 
 
 def _register() -> None:
-    from ttsbatch import cli_cluster  # noqa: PLC0415 - commands live beside the code they drive
+    # Commands live beside the code they drive; `status` of the client falls back
+    # to the cluster's own when no --server is given.
+    from ttsbatch import cli_client, cli_cluster  # noqa: PLC0415
 
     for command in (cli_cluster.worker, cli_cluster.dev, cli_cluster.resume, cli_cluster.cancel):
         main.add_command(command)
-    main.add_command(cli_cluster.status)
+    for command in cli_client.COMMANDS:
+        main.add_command(command)
 
 
 _register()
