@@ -10,12 +10,13 @@ from ttsbatch.models import (
     Pauses,
     SourceInfo,
     Span,
+    Timestamps,
     TimingSource,
     WordTiming,
 )
 from worker import stitching
 from worker.subtitles import build_cues, to_srt, to_vtt
-from worker.timeline import build_timestamps
+from worker.timeline import build_timestamps, stream_json
 
 TEXT = "Chapter I.\n\nIt is a truth. Very true.\n\nChapter II.\n\nThe end."
 #       0         10  12                  37  39           51  53
@@ -143,9 +144,23 @@ def test_subtitles_give_one_cue_per_sentence_with_word_times() -> None:
 
 def test_a_document_without_chapters_has_an_empty_chapter_list() -> None:
     chunks, records, _ = _fixture()
-    placed = stitching.layout(chunks, [r.samples for r in records], sample_rate=1000, pauses=Pauses())
+    placed = stitching.layout(
+        chunks, [r.samples for r in records], sample_rate=1000, pauses=Pauses()
+    )
     source = SourceInfo(name="b.txt", sha256="x", text_file="b.source.txt")
     stamps = build_timestamps(
-        chunks=chunks, records=records, placements=placed, chapters=[], sample_rate=1000, source=source
+        chunks=chunks,
+        records=records,
+        placements=placed,
+        chapters=[],
+        sample_rate=1000,
+        source=source,
     )
     assert stamps.chapters == ()
+
+
+def test_the_streamed_json_parses_to_the_same_timeline() -> None:
+    whole = _timestamps()
+    head = whole.model_copy(update={"words": ()})
+    streamed = b"".join(stream_json(head, [whole.words[:3], (), whole.words[3:]]))
+    assert Timestamps.model_validate_json(streamed) == whole
