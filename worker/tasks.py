@@ -424,7 +424,12 @@ def _apply(task: Task[Any, Any], outcome: Outcome, what: str) -> None:
 
 
 def register_tasks(app: Celery, settings: Settings, tuning: Tuning) -> None:
-    """Register ``synthesize_chunk`` and ``finalize`` on ``app``."""
+    """Register ``synthesize_chunk`` and ``finalize`` on ``app``.
+
+    ``shared=False``: a shared task is copied into every Celery app the process
+    creates later (e.g. a second app in tests), where Celery 5.7 warns about
+    the duplicate name.
+    """
 
     def send_finalize(message: FinalizeMessage) -> None:
         app.send_task(FINALIZE_JOB, kwargs={"message": encode(message)}, queue=FINALIZE_QUEUE)
@@ -432,7 +437,7 @@ def register_tasks(app: Celery, settings: Settings, tuning: Tuning) -> None:
     holder = _ContextHolder(lambda: WorkerContext(settings, tuning, send_finalize=send_finalize))
     worker_shutting_down.connect(_on_shutdown, weak=False, dispatch_uid="ttsbatch-shutdown")
 
-    @app.task(name=SYNTHESIZE_CHUNK, bind=True, max_retries=tuning.max_retries)
+    @app.task(name=SYNTHESIZE_CHUNK, bind=True, max_retries=tuning.max_retries, shared=False)
     def synthesize_chunk_task(self: Task[Any, Any], message: dict[str, Any]) -> None:
         try:
             chunk = ChunkMessage.model_validate(message)
@@ -451,7 +456,7 @@ def register_tasks(app: Celery, settings: Settings, tuning: Tuning) -> None:
         except MaxRetriesExceededError:
             _fail_chunk(ctx, chunk, f"gave up after {self.request.retries} retries")
 
-    @app.task(name=FINALIZE_JOB, bind=True, max_retries=tuning.max_retries)
+    @app.task(name=FINALIZE_JOB, bind=True, max_retries=tuning.max_retries, shared=False)
     def finalize_task(self: Task[Any, Any], message: dict[str, Any]) -> None:
         final = FinalizeMessage.model_validate(message)
         ctx = holder.get()
