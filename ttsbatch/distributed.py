@@ -249,7 +249,11 @@ def follow(
         if snapshot.status is JobStatus.SUCCEEDED:
             return load_manifest(cluster.store, job_id)
         if snapshot.status is JobStatus.FAILED:
-            raise JobError(f"job {job_id} failed: {snapshot.reasons()}", job_id=job_id)
+            # The worker that failed it records this too, maybe a moment later:
+            # a caller reading the manifest after this error must see it failed.
+            reasons = snapshot.reasons() or "failed"
+            mark_manifest(cluster.store, job_id, JobStatus.FAILED, reasons)
+            raise JobError(f"job {job_id} failed: {reasons}", job_id=job_id)
         if snapshot.status is JobStatus.CANCELLED:
             raise JobError(f"job {job_id} was cancelled", job_id=job_id)
         if deadline is not None and time.monotonic() > deadline:
