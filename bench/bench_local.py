@@ -36,7 +36,7 @@ from scheduler.ingest import ingest_file  # noqa: E402
 from scheduler.planning import plan_job, write_plan  # noqa: E402
 from ttsbatch import keys  # noqa: E402
 from ttsbatch.local import run_local  # noqa: E402
-from ttsbatch.models import EngineSpec, JobOptions  # noqa: E402
+from ttsbatch.models import AudioFormat, EngineSpec, JobOptions  # noqa: E402
 from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
 
@@ -97,7 +97,10 @@ def scaled_job(root: Path, source_job: str, factor: int, book: Path) -> str:
     store = LocalStore(root)
     doc = ingest_file(book)
     big = doc.model_copy(update={"text": "\n\n".join([doc.text] * factor), "chapters": ()})
-    options = JobOptions(engine=EngineSpec(engine="espeak"), max_chars=400)
+    # Raw PCM: four times a long book passes the 4 GiB limit of WAV.
+    options = JobOptions(
+        engine=EngineSpec(engine="espeak"), max_chars=400, audio_format=AudioFormat.PCM
+    )
     manifest = write_plan(store, plan_job([big], options, job_id=f"x{factor}"), [big])
     plan = manifest.documents[0]
     small = sorted(k for k in store.list(f"jobs/{source_job}/chunks/") if k.endswith(".json"))
@@ -167,10 +170,12 @@ def main() -> None:
             )
             seconds, rss_kib = finalize_in_child(work / "store", job)
             size = sum(
-                p.stat().st_size for p in (work / "store" / "jobs" / job / "out").glob("*.wav")
+                p.stat().st_size
+                for p in (work / "store" / "jobs" / job / "out").iterdir()
+                if p.suffix in {".wav", ".pcm"}
             )
             print(
-                f"stitch {factor}x: {size / 1e6:8.0f} MB WAV in {seconds:5.1f} s "
+                f"stitch {factor}x: {size / 1e6:8.0f} MB audio in {seconds:5.1f} s "
                 f"({size / 1e6 / seconds:.0f} MB/s), peak RSS {rss_kib / 1024:.0f} MiB"
             )
     finally:
