@@ -78,6 +78,25 @@ class ApiSettings(BaseSettings):
     webhook_attempts: int = Field(default=5, ge=1)
 
 
+class WorkerSettings(BaseSettings):
+    """Worker tuning: ``TTSBATCH_WORKER_*`` (retries, budgets, leases, broker timeout)."""
+
+    model_config = SettingsConfigDict(env_prefix="TTSBATCH_WORKER_", extra="ignore")
+
+    retry_attempts: int = Field(default=8, ge=1, description="Attempts at one chunk.")
+    retry_cap: float = Field(default=60.0, gt=0, description="Longest retry countdown (s).")
+    failure_budget: int = Field(
+        default=0, ge=0, description="Chunks that may fail for good before the job fails."
+    )
+    retry_budget: float = Field(
+        default=3.0, gt=0, description="Retries per chunk of a job before the whole job fails."
+    )
+    lease_ttl: float = Field(default=15.0, gt=0, description="Provider lease lifetime (s).")
+    visibility_timeout: float | None = Field(
+        default=None, gt=0, description="Broker visibility timeout (s); computed when unset."
+    )
+
+
 class Settings(BaseSettings):
     """Settings of every ttsbatch process (CLI, worker, API)."""
 
@@ -91,4 +110,5 @@ class Settings(BaseSettings):
     together: TogetherSettings = Field(default_factory=TogetherSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     provider: ProviderLimits = Field(default_factory=ProviderLimits)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

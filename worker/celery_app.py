@@ -31,8 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from celery import Celery
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ttsbatch.messages import (
     ALL_QUEUES,
@@ -41,7 +39,7 @@ from ttsbatch.messages import (
     PROVIDER_QUEUE,
     SYNTHESIZE_CHUNK,
 )
-from ttsbatch.settings import Settings
+from ttsbatch.settings import Settings, WorkerSettings
 from worker.retrying import RetryPolicy
 
 __all__ = [
@@ -49,7 +47,6 @@ __all__ = [
     "FINALIZE_JOB",
     "SYNTHESIZE_CHUNK",
     "Tuning",
-    "WorkerSettings",
     "create_celery_app",
     "tuning_for",
     "visibility_timeout",
@@ -60,25 +57,6 @@ __all__ = [
 BUSY_RESCHEDULES = 30
 #: Share of the healthy unacknowledged time added for queueing inside a worker.
 QUEUE_SLACK = 0.25
-
-
-class WorkerSettings(BaseSettings):
-    """Worker tuning: ``TTSBATCH_WORKER_*`` (to move into :mod:`ttsbatch.settings`)."""
-
-    model_config = SettingsConfigDict(env_prefix="TTSBATCH_WORKER_", extra="ignore")
-
-    retry_attempts: int = Field(default=8, ge=1, description="Attempts at one chunk.")
-    retry_cap: float = Field(default=60.0, gt=0, description="Longest retry countdown (s).")
-    failure_budget: int = Field(
-        default=0, ge=0, description="Chunks that may fail for good before the job fails."
-    )
-    retry_budget: float = Field(
-        default=3.0, gt=0, description="Retries per chunk of a job before the whole job fails."
-    )
-    lease_ttl: float = Field(default=15.0, gt=0, description="Provider lease lifetime (s).")
-    visibility_timeout: float | None = Field(
-        default=None, gt=0, description="Broker visibility timeout (s); computed when unset."
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +85,7 @@ def visibility_timeout(chunk_deadline: float, slot_wait: float, max_countdown: f
 
 def tuning_for(settings: Settings, worker: WorkerSettings | None = None) -> Tuning:
     """Derive a worker's time bounds from the provider timeout and the retry settings."""
-    worker = worker or WorkerSettings()
+    worker = worker or settings.worker
     policy = RetryPolicy(max_attempts=worker.retry_attempts, cap=worker.retry_cap)
     # A stream may legitimately run longer than one read timeout; three bound it.
     chunk_deadline = 3 * settings.provider.timeout
@@ -175,4 +153,8 @@ def create_celery_app(
         from worker.tasks import register_tasks  # noqa: PLC0415 - tasks import this module
 
         register_tasks(app, settings, tuning)
+        # The heartbeat file the container and Kubernetes probes read (worker/health.py).
+        from worker.health import install  # noqa: PLC0415 - symmetric with the tasks
+
+        install(app)
     return app

@@ -41,11 +41,7 @@ ALLOWED_ENV = frozenset(
 )
 
 #: Modules whose BaseSettings models the processes in the image read.
-SETTINGS_MODULES = (
-    "ttsbatch.settings",
-    # WorkerSettings (TTSBATCH_WORKER_*) lives here until it moves into ttsbatch.settings.
-    "worker.celery_app",
-)
+SETTINGS_MODULES = ("ttsbatch.settings",)
 
 
 def _alias_names(alias: object) -> set[str]:

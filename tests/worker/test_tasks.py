@@ -14,10 +14,10 @@ from ttsbatch import keys
 from ttsbatch.errors import AuthenticationError, PermanentEngineError, RateLimitedError
 from ttsbatch.messages import ChunkMessage, FinalizeMessage
 from ttsbatch.models import Chapter, EngineSpec, JobOptions, JobStatus, Manifest, TimingSource
-from ttsbatch.settings import Settings
+from ttsbatch.settings import Settings, WorkerSettings
 from ttsbatch.state import JobState
 from ttsbatch.storage import Store
-from worker.celery_app import WorkerSettings, tuning_for
+from worker.celery_app import tuning_for
 from worker.engines import StopCheck, Synthesis
 from worker.limits import ProviderBusyError
 from worker.tasks import (

@@ -10,8 +10,8 @@ from celery.exceptions import DuplicateTaskNameWarning
 from ttsbatch.cli_cluster import default_concurrency, default_pool, worker_argv
 from ttsbatch.errors import RetryableEngineError
 from ttsbatch.messages import ALL_QUEUES, FINALIZE_JOB, PROVIDER_QUEUE, SYNTHESIZE_CHUNK
-from ttsbatch.settings import ProviderLimits, Settings
-from worker.celery_app import WorkerSettings, create_celery_app, tuning_for
+from ttsbatch.settings import ProviderLimits, Settings, WorkerSettings
+from worker.celery_app import create_celery_app, tuning_for
 
 
 def test_the_visibility_timeout_outlasts_a_chunk_its_slot_wait_and_its_longest_countdown() -> None:
