@@ -3,7 +3,7 @@
 The caller ingests; :func:`run_distributed` plans into the store of
 ``TTSBATCH_STORE``, records the job in Redis, sends one message per missing
 chunk, and follows progress from Redis (a poll with a deadline, never
-``AsyncResult.get()``), reporting through the same :class:`~ttsbatch.local.Progress`
+``AsyncResult.get()``), reporting through the same :class:`~ttsbatch.reporting.Progress`
 as the local executor. :func:`resume_job` restarts a job from the store alone
 (e.g. after Redis lost everything); :func:`cancel_job` stops one.
 """
@@ -22,9 +22,9 @@ from scheduler.dispatch import chunk_messages, create_producer, dispatch_chunks,
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.errors import JobError, StorageError
-from ttsbatch.local import ChunkDone, Progress
 from ttsbatch.messages import chunk_id
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
+from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
 from ttsbatch.state import JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store, open_store

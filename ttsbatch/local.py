@@ -13,11 +13,11 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 
 from scheduler.planning import plan_job, write_plan
 from ttsbatch.errors import EngineError, FatalEngineError, JobError, TtsBatchError
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
+from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
 from ttsbatch.storage import Store, open_store
 from worker.engines import Engine
@@ -25,31 +25,6 @@ from worker.engines.factory import create_engine
 from worker.finalize import finalize_job
 from worker.retrying import RetryPolicy
 from worker.synthesis import load_record, synthesize_chunk
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkDone:
-    """What a pool process reports for one finished chunk."""
-
-    doc: str
-    index: int
-    chars: int
-    seconds: float
-    synthesized: bool
-
-
-class Progress:
-    """Receives progress of a job; the CLI renders it. The base class ignores it."""
-
-    def start(self, manifest: Manifest, done: int, total: int) -> None:
-        """Called once, with the chunks already stored (``done``) of ``total``."""
-
-    def advance(self, chunk: ChunkDone) -> None:
-        """Called for each chunk finished by this run."""
-
-    def stage(self, status: JobStatus) -> None:
-        """Called when the job enters a new stage (e.g. stitching)."""
-
 
 _engine: Engine | None = None
 _store: Store | None = None
