@@ -8,10 +8,14 @@ Running it twice writes the same bytes again: it is safe to repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from ttsbatch import keys
-from ttsbatch.errors import JobError
+from ttsbatch.errors import JobError, StorageError
 from ttsbatch.models import (
     AudioFormat,
     ChunkRecord,
@@ -27,14 +31,45 @@ from worker import stitching, subtitles
 from worker.timeline import document_timing, stream_json, timed_words, timeline_head
 from worker.wav import wav_header
 
-READ_BLOCK = 1 << 20
+# Objects fetched ahead of the one being written: S3 answers each GET after a
+# round trip, so reading one chunk at a time leaves the upload waiting. Chunks
+# are a few seconds of audio (~1 MB), so the window bounds memory to ~16 MB.
+READ_AHEAD = 16
+
+T = TypeVar("T")
+
+
+def read_ahead(
+    fetch: Callable[[int], T], indexes: Sequence[int], depth: int = READ_AHEAD
+) -> Iterator[T]:
+    """Yield ``fetch(i)`` for each index in order, fetching up to ``depth`` ahead in threads."""
+    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="read-ahead") as pool:
+        window: deque[Future[T]] = deque()
+        pending = iter(indexes)
+        for index in itertools.islice(pending, depth):
+            window.append(pool.submit(fetch, index))
+        while window:
+            result = window.popleft().result()
+            for index in itertools.islice(pending, 1):
+                window.append(pool.submit(fetch, index))
+            yield result
 
 
 def _load(store: Store, job_id: str, plan: DocumentPlan, index: int) -> ChunkRecord:
     key = keys.chunk_json_key(job_id, plan.doc, index)
-    if not store.exists(key):
-        raise JobError(f"{plan.name}: chunk {index} is missing; cannot stitch", job_id=job_id)
-    return ChunkRecord.model_validate_json(store.read(key))
+    try:
+        return ChunkRecord.model_validate_json(store.read(key))
+    except StorageError:
+        if store.exists(key):
+            raise
+        raise JobError(
+            f"{plan.name}: chunk {index} is missing; cannot stitch", job_id=job_id
+        ) from None
+
+
+def _records(store: Store, job_id: str, plan: DocumentPlan) -> Iterator[ChunkRecord]:
+    """Yield the document's chunk records in order, read ahead."""
+    return read_ahead(lambda i: _load(store, job_id, plan, i), [c.index for c in plan.chunks])
 
 
 def _scan(
@@ -44,8 +79,7 @@ def _scan(
     samples: list[int] = []
     rates: list[int] = []
     kinds: set[TimingSource] = set()
-    for chunk in plan.chunks:
-        record = _load(store, job_id, plan, chunk.index)
+    for record in _records(store, job_id, plan):
         samples.append(record.samples)
         rates.append(record.sample_rate)
         kinds.add(record.timing)
@@ -65,10 +99,14 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
         plan.chunks, samples, sample_rate=rate, pauses=manifest.options.pauses
     )
 
-    def read_chunk(index: int) -> Iterator[bytes]:
-        with store.open_read(keys.chunk_pcm_key(job_id, plan.doc, index)) as handle:
-            while block := handle.read(READ_BLOCK):
-                yield block
+    audio = read_ahead(
+        lambda i: store.read(keys.chunk_pcm_key(job_id, plan.doc, i)),
+        [c.index for c in plan.chunks],
+    )
+
+    def read_chunk(_index: int) -> Iterator[bytes]:
+        # stitching.stream asks for chunks in plan order, the order read_ahead yields.
+        yield next(audio)
 
     fmt = manifest.options.audio_format
     outputs = {
@@ -105,8 +143,10 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
 
         def words_by_chunk() -> Iterator[list[TimedWord]]:
             nonlocal cue_number
-            for chunk, timed, place in zip(plan.chunks, head.chunks, placements, strict=True):
-                record = _load(store, job_id, plan, chunk.index)
+            records = _records(store, job_id, plan)
+            for chunk, timed, place, record in zip(
+                plan.chunks, head.chunks, placements, records, strict=True
+            ):
                 words = timed_words(chunk, record, place, rate)
                 for cue in subtitles.chunk_cues(chunk, timed, words, text):
                     separator = "\n" if cue_number else ""
