@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     store: str = Field(default="", description="s3://bucket/prefix or a folder path.")
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
-        validation_alias=AliasChoices("REDIS_URL", "TTSBATCH_REDIS_URL"),
+        validation_alias="REDIS_URL",
     )
     together: TogetherSettings = Field(default_factory=TogetherSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
