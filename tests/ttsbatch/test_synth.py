@@ -136,3 +136,31 @@ def test_a_rerun_after_kill_9_finishes_only_the_missing_chunks_with_identical_ou
     assert f"{total} chunks ({stored} already stored)" in rerun.stderr
     for name in ("book.wav", "book.timestamps.json", "book.srt", "book.vtt", "book.source.txt"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+
+
+def test_ctrl_c_stops_with_a_resume_hint_and_the_rerun_finishes(tmp_path: Path) -> None:
+    book = _book(tmp_path / "book.txt", chapters=40)
+    out = tmp_path / "out"
+    args = [str(book), "-o", str(out), "--max-chars", "60", "--jobs", "2"]
+    process = subprocess.Popen(
+        [str(BIN), "synth", *args],
+        cwd=tmp_path,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while _chunks_stored(out) < 20 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends the foreground group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert (
+        stderr.strip().splitlines()[-1]
+        == "ttsbatch: interrupted: run the same command again to resume"
+    )
+    assert "Traceback" not in stderr
+    rerun = _synth(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "already stored)" in rerun.stderr
