@@ -21,9 +21,10 @@ from redbeat import RedBeatSchedulerEntry  # type: ignore[import-untyped] # redb
 
 from scheduler.api.errors import InvalidRequestError, NotFoundError
 from scheduler.api.schemas import JobSpec, Schedule, ScheduleRequest
-from scheduler.api.service import Services, iso, read_manifest
+from scheduler.api.service import Services, iso
 from scheduler.ledger import Ledger, content_hash
 from scheduler.runs import new_run_id, read_source, start_run
+from ttsbatch.distributed import find_manifest
 from ttsbatch.models import JobStatus
 from ttsbatch.settings import Settings
 
@@ -158,10 +159,8 @@ def _job_status(services: Services, job_id: str) -> JobStatus | None:
     status = services.state.status(job_id)
     if status is not None or not job_id:
         return status
-    try:
-        return read_manifest(services.store, job_id).status
-    except NotFoundError:
-        return None
+    manifest = find_manifest(services.store, job_id)
+    return None if manifest is None else manifest.status
 
 
 def run_schedule(services: Services, schedule_id: str) -> dict[str, object] | None:

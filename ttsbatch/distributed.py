@@ -6,6 +6,8 @@ chunk, and follows progress from Redis (a poll with a deadline, never
 ``AsyncResult.get()``), reporting through the same :class:`~ttsbatch.reporting.Progress`
 as the local executor. :func:`resume_job` restarts a job from the store alone
 (e.g. after Redis lost everything); :func:`cancel_job` stops one.
+:func:`submit`, :func:`start` and :func:`cancel` do the same without following
+or owning connections; the REST API calls them with its own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from celery import Celery
@@ -89,10 +91,7 @@ def run_distributed(
             cancelled, lost its Redis state, or outlived ``timeout``.
     """
     with _connected(settings, cluster) as live:
-        manifest = write_plan(live.store, plan_job(documents, options), documents)
-        texts = {
-            plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)
-        }
+        manifest, texts = _plan(live.store, documents, options)
         return _run(live, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
 
 
@@ -102,15 +101,19 @@ def submit(
     *,
     settings: Settings,
     keep_chunks: bool = False,
+    job_id: str | None = None,
     cluster: Cluster | None = None,
 ) -> Manifest:
-    """Plan and dispatch a job without following it; return its manifest."""
+    """Plan and dispatch a job without following it; return its manifest.
+
+    ``job_id`` overrides the id derived from the documents and options (the
+    API derives one per tenant). A job the store holds as succeeded is
+    returned as it is, not run again.
+    """
     with _connected(settings, cluster) as live:
-        manifest = write_plan(live.store, plan_job(documents, options), documents)
-        texts = {
-            plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)
-        }
-        _start(live, manifest, texts, keep_chunks=keep_chunks)
+        manifest, texts = _plan(live.store, documents, options, job_id=job_id)
+        if manifest.status is not JobStatus.SUCCEEDED:
+            start(live, manifest, texts, keep_chunks=keep_chunks)
         return manifest
 
 
@@ -130,11 +133,7 @@ def resume_job(
     """
     with _connected(settings, cluster) as live:
         manifest = load_manifest(live.store, job_id)
-        texts = {
-            plan.doc: live.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
-            for plan in manifest.documents
-        }
-        return _run(live, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
+        return _run(live, manifest, None, progress, keep_chunks=keep_chunks, timeout=timeout)
 
 
 def cancel_job(job_id: str, *, settings: Settings, cluster: Cluster | None = None) -> bool:
@@ -144,13 +143,21 @@ def cancel_job(job_id: str, *, settings: Settings, cluster: Cluster | None = Non
         Whether the job was still active (False if it had already ended).
     """
     with _connected(settings, cluster) as live:
-        manifest = load_manifest(live.store, job_id)
-        if manifest.status is JobStatus.SUCCEEDED:
-            return False
-        changed = live.state.cancel(job_id)
-        if changed:
-            mark_manifest(live.store, job_id, JobStatus.CANCELLED, "cancelled by the user")
-        return changed
+        return cancel(live, load_manifest(live.store, job_id))
+
+
+def cancel(cluster: Cluster, manifest: Manifest) -> bool:
+    """Cancel the job of ``manifest`` unless it succeeded; record that in its manifest.
+
+    Returns:
+        Whether the job was still active (False if it had already ended).
+    """
+    if manifest.status is JobStatus.SUCCEEDED:
+        return False
+    changed = cluster.state.cancel(manifest.job_id)
+    if changed:
+        mark_manifest(cluster.store, manifest.job_id, JobStatus.CANCELLED, "cancelled by the user")
+    return changed
 
 
 def job_status(
@@ -165,21 +172,46 @@ def load_manifest(store: Store, job_id: str) -> Manifest:
     """Read a job's manifest.
 
     Raises:
-        JobError: the store holds no such job.
+        JobError: the store holds no such job, or its manifest is unreadable.
     """
-    key = keys.manifest_key(job_id)
-    if not store.exists(key):
-        raise JobError(f"no job {job_id} in {store.url}: check the id and TTSBATCH_STORE")
     try:
-        return Manifest.model_validate_json(store.read(key))
+        manifest = find_manifest(store, job_id)
     except (StorageError, ValueError) as exc:
         raise JobError(f"job {job_id}: unreadable manifest ({exc})", job_id=job_id) from exc
+    if manifest is None:
+        raise JobError(f"no job {job_id} in {store.url}: check the id and TTSBATCH_STORE")
+    return manifest
+
+
+def find_manifest(store: Store, job_id: str) -> Manifest | None:
+    """Read a job's manifest; return None if the store holds none (never made, or purged).
+
+    Raises:
+        StorageError: the store failed to read a manifest it holds.
+        ValueError: the stored manifest is not a valid one.
+    """
+    key = keys.manifest_key(job_id)
+    try:
+        return Manifest.model_validate_json(store.read(key))
+    except (StorageError, ValueError):
+        if store.exists(key):
+            raise
+        return None
+
+
+def _plan(
+    store: Store, documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
+) -> tuple[Manifest, dict[str, str]]:
+    """Write the job's plan to the store; return the manifest in force and the texts by doc."""
+    manifest = write_plan(store, plan_job(documents, options, job_id=job_id), documents)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    return manifest, texts
 
 
 def _run(
     cluster: Cluster,
     manifest: Manifest,
-    texts: dict[str, str],
+    texts: Mapping[str, str] | None,
     progress: Progress | None,
     *,
     keep_chunks: bool,
@@ -190,16 +222,30 @@ def _run(
     if manifest.status is JobStatus.SUCCEEDED:
         progress.start(manifest, total, total)
         return cluster.store, manifest
-    snapshot = _start(cluster, manifest, texts, keep_chunks=keep_chunks)
+    snapshot = start(cluster, manifest, texts, keep_chunks=keep_chunks)
     progress.start(manifest, snapshot.done, snapshot.total)
     return cluster.store, follow(cluster, manifest, progress, timeout=timeout)
 
 
-def _start(
-    cluster: Cluster, manifest: Manifest, texts: dict[str, str], *, keep_chunks: bool
+def start(
+    cluster: Cluster,
+    manifest: Manifest,
+    texts: Mapping[str, str] | None = None,
+    *,
+    keep_chunks: bool = False,
 ) -> JobSnapshot:
-    """Record the job in Redis from the store and send what is missing."""
+    """Record a planned job in Redis from the store and send the chunks it misses.
+
+    A failed or cancelled job runs again, re-running only what is missing.
+    ``texts`` are the documents' texts by doc id; without them the source
+    texts stored beside the plan are read.
+    """
     job_id = manifest.job_id
+    if texts is None:
+        texts = {
+            plan.doc: cluster.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
+            for plan in manifest.documents
+        }
     if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         # Retrying a failed or cancelled job re-runs only what is missing.
         mark_manifest(cluster.store, job_id, JobStatus.RUNNING, None)

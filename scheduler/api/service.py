@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,14 +21,13 @@ from scheduler.api.errors import ConflictError, NotFoundError, TooManyJobsError
 from scheduler.api.registry import JobEntry, Registry
 from scheduler.api.schemas import ChunkError, Job, JobProgress, JobSpec, ResultFile
 from scheduler.api.sources import SourceReader, check_limits
-from scheduler.dispatch import chunk_messages, create_producer, dispatch_chunks, dispatch_finalize
-from scheduler.planning import job_id_for, plan_job, write_plan
+from scheduler.dispatch import create_producer
+from scheduler.planning import job_id_for
 from scheduler.webhooks import check_target
-from ttsbatch import keys
-from ttsbatch.errors import StorageError
+from ttsbatch import distributed, keys
 from ttsbatch.models import Document, EngineSpec, JobOptions, JobStatus, Manifest
 from ttsbatch.settings import Settings
-from ttsbatch.state import TERMINAL, JobSnapshot, JobState, mark_manifest
+from ttsbatch.state import TERMINAL, JobSnapshot, JobState
 from ttsbatch.storage import Store, open_store
 from ttsbatch.storage.s3 import S3Store
 
@@ -69,6 +67,11 @@ class Services:
             producer=producer or create_producer(settings),
             sources=SourceReader(settings.api, store),
         )
+
+    @property
+    def cluster(self) -> distributed.Cluster:
+        """The store, job state and producer, as the distributed executor takes them."""
+        return distributed.Cluster(store=self.store, state=self.state, producer=self.producer)
 
 
 def iso(timestamp: float | None) -> str | None:
@@ -132,7 +135,6 @@ def submit_job(
             resolve=None,
         )
     job_id = tenant_job_id(tenant, documents, options)
-    manifest = plan_job(documents, options, job_id=job_id)
     cap = services.settings.api.max_concurrent_jobs if capped else 10**9
     if not services.registry.reserve(tenant, job_id, cap, lambda job: _ended(services, job)):
         raise TooManyJobsError(
@@ -149,22 +151,19 @@ def submit_job(
         created_at=time.time(),
     )
     try:
-        manifest = write_plan(services.store, manifest, documents)
         services.store.write(
             keys.job_prefix(job_id) + "api.json",
             json.dumps({"tenant": tenant, "name": entry.name, "tags": entry.tags}).encode(),
         )
         existing = services.registry.job(job_id)
         services.registry.add_job(entry if existing is None else _refreshed(existing, entry))
-        if manifest.status is JobStatus.SUCCEEDED:
-            services.registry.release(tenant, job_id)
-            return job_id
         if _active(services, job_id):
             return job_id  # the same job submitted again while it runs
-        texts = {
-            plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)
-        }
-        start(services, manifest, texts)
+        manifest = distributed.submit(
+            documents, options, settings=services.settings, job_id=job_id, cluster=services.cluster
+        )
+        if manifest.status is JobStatus.SUCCEEDED:
+            services.registry.release(tenant, job_id)
     except BaseException:
         services.registry.release(tenant, job_id)
         raise
@@ -183,27 +182,6 @@ def _refreshed(existing: JobEntry, entry: JobEntry) -> JobEntry:
         run_id=entry.run_id or existing.run_id,
         created_at=existing.created_at,
     )
-
-
-def start(services: Services, manifest: Manifest, texts: Mapping[str, str] | None = None) -> None:
-    """Record a job in Redis from the store and send its missing chunks.
-
-    An adapter over :mod:`scheduler.dispatch` and :mod:`ttsbatch.state` for a
-    job id chosen by the caller (``ttsbatch.distributed.submit`` plans its own).
-    """
-    job_id = manifest.job_id
-    if texts is None:
-        texts = {
-            plan.doc: services.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
-            for plan in manifest.documents
-        }
-    if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
-        mark_manifest(services.store, job_id, JobStatus.RUNNING, None)
-    services.state.rebuild_from_store(services.store, manifest)
-    done = services.state.done_chunks(job_id)
-    sent = dispatch_chunks(services.producer, chunk_messages(manifest, texts, skip=done))
-    if sent == 0 and services.state.claim_finalize(job_id, f"api-{uuid.uuid4().hex}").last:
-        dispatch_finalize(services.producer, job_id)
 
 
 def _active(services: Services, job_id: str) -> bool:
@@ -231,28 +209,12 @@ def load_manifest_or_404(services: Services, job_id: str) -> Manifest:
     """Return a job's manifest.
 
     Raises:
-        NotFoundError: the store holds none (purged).
+        NotFoundError: the store holds none (never made, or purged).
     """
-    return read_manifest(services.store, job_id)
-
-
-def read_manifest(store: Store, job_id: str) -> Manifest:
-    """Read a job's manifest from the store.
-
-    ``ttsbatch.distributed.load_manifest`` does the same, but that module
-    imports the local executor and so the worker package, which the scheduler
-    must not (import-linter).
-
-    Raises:
-        NotFoundError: the store holds no manifest of that job (never made, or purged).
-    """
-    key = keys.manifest_key(job_id)
-    try:
-        return Manifest.model_validate_json(store.read(key))
-    except (StorageError, ValueError) as exc:
-        if store.exists(key):
-            raise
-        raise NotFoundError(f"no job {job_id} in the store (it was purged)") from exc
+    manifest = distributed.find_manifest(services.store, job_id)
+    if manifest is None:
+        raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+    return manifest
 
 
 def show_job(services: Services, entry: JobEntry) -> Job:
@@ -357,9 +319,7 @@ def list_jobs(
 
 def cancel(services: Services, entry: JobEntry, *, purge: bool) -> None:
     """Cancel a job; with ``purge`` delete its artefacts and forget it."""
-    manifest = load_manifest_or_404(services, entry.job_id)
-    if manifest.status is not JobStatus.SUCCEEDED and services.state.cancel(entry.job_id):
-        mark_manifest(services.store, entry.job_id, JobStatus.CANCELLED, "cancelled by the user")
+    distributed.cancel(services.cluster, load_manifest_or_404(services, entry.job_id))
     services.registry.release(entry.tenant, entry.job_id)
     if purge:
         services.store.delete(list(services.store.list(keys.job_prefix(entry.job_id))))
@@ -390,7 +350,7 @@ def retry(services: Services, entry: JobEntry) -> None:
         )
     if entry.webhook_url:
         services.registry.add_job(entry)
-    start(services, manifest)
+    distributed.start(services.cluster, manifest)
 
 
 def result_files(
