@@ -225,6 +225,15 @@ def status(job_id: str, as_json: bool) -> None:
     type=click.Path(path_type=Path),
     help="Everything the dev stack keeps: Redis, S3 data, logs.",
 )
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="The API's port on 127.0.0.1 (0: any free port).",
+)
+@click.option("--no-api", is_flag=True, help="Do not start the REST API.")
+@click.option("--no-beat", is_flag=True, help="Do not start the beat (scheduled runs).")
 def dev(  # noqa: PLR0917 - click passes every option of a command as a parameter
     engine: str,
     base_url: str | None,
@@ -234,10 +243,15 @@ def dev(  # noqa: PLR0917 - click passes every option of a command as a paramete
     concurrency: int | None,
     fake_provider: bool,
     data_dir: Path,
+    port: int,
+    no_api: bool,
+    no_beat: bool,
 ) -> None:
-    """Start Redis, SeaweedFS (S3) and worker processes for development; Ctrl-C stops all.
+    """Start Redis, SeaweedFS (S3), workers, the beat and the API for development; Ctrl-C stops all.
 
     Uses the Redis of REDIS_URL and the S3 of AWS_ENDPOINT_URL when they answer.
+    The API takes the keys of TTSBATCH_API_KEYS; without them it gets the key
+    "dev-key". Prints a curl that submits a job once the API is ready.
     """
     from ttsbatch.devstack import DevOptions, run_dev  # noqa: PLC0415 - keeps --help fast
 
@@ -251,6 +265,9 @@ def dev(  # noqa: PLR0917 - click passes every option of a command as a paramete
             concurrency=concurrency,
             fake_provider=fake_provider,
             data_dir=data_dir,
+            api=not no_api,
+            port=port,
+            beat=not no_beat,
         )
     )
 

@@ -1,39 +1,74 @@
 """``ttsbatch dev``: a whole distributed stack on one machine, for development.
 
 Starts (or connects to, when configured and answering) Redis and an S3 server
-(SeaweedFS), optionally the imitation provider, and N ``ttsbatch worker``
-processes; prints where each listens and the variables a client needs; keeps
-everything under one folder; stops it all on Ctrl-C or SIGTERM, workers first
-(a warm shutdown puts their in-flight chunks back on the queue).
+(SeaweedFS), optionally the imitation provider, N ``ttsbatch worker``
+processes, the beat (``ttsbatch beat``) and the REST API (``ttsbatch api``, with
+a generated dev key unless ``TTSBATCH_API_KEYS`` is set); waits until the API
+answers ``/readyz``; prints where each listens, the variables a client needs
+and a ``curl`` that submits a job; keeps everything under one folder; stops it
+all on Ctrl-C or SIGTERM in the reverse order of need: the API (no new jobs),
+the beat (no new runs), the workers (a warm shutdown puts their in-flight
+chunks back on the queue), then the provider, SeaweedFS and Redis.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 import click
 
 from ttsbatch.errors import ConfigError
 from ttsbatch.messages import ALL_QUEUES, FINALIZE_QUEUE, LOCAL_ENGINES, PROVIDER_QUEUE
-from ttsbatch.services import LOOPBACK, RedisServer, SeaweedFS, free_port, redis_reachable
+from ttsbatch.services import (
+    LOOPBACK,
+    RedisServer,
+    SeaweedFS,
+    ServiceError,
+    free_port,
+    log_tail,
+    port_is_free,
+    redis_reachable,
+    stop_process,
+    wait_until,
+)
+from ttsbatch.settings import ApiSettings
 from ttsbatch.storage.s3 import S3Store, create_client
 
 DEV_BUCKET = "ttsbatch-dev"
-#: Seconds a worker gets to requeue its chunks and exit before it is killed.
+DEFAULT_API_PORT = 8000
+#: The API key of a dev stack started without ``TTSBATCH_API_KEYS``.
+DEV_API_KEY = "dev-key"
+#: Seconds a worker (or the beat) gets to requeue its chunks and exit before it is killed.
 WORKER_STOP_TIMEOUT = 30.0
+#: Seconds the API and the provider get to exit before they are killed.
+SERVER_STOP_TIMEOUT = 10.0
+#: Seconds a child server gets to answer after it is started.
+STARTUP_TIMEOUT = 60.0
+SAMPLE_JOB = {"input": "Hello from ttsbatch.", "name": "hello"}
+
+__all__ = [
+    "DEFAULT_API_PORT",
+    "DEV_API_KEY",
+    "DevOptions",
+    "DevStack",
+    "queues_for",
+    "run_dev",
+    "stop_process",  # re-exported: tests and benchmarks stop their workers with it
+    "worker_command",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +83,10 @@ class DevOptions:
     concurrency: int | None = None
     fake_provider: bool = False
     data_dir: Path = Path(".ttsbatch-dev")
+    api: bool = True
+    #: The API's loopback port; 0 picks a free one.
+    port: int = DEFAULT_API_PORT
+    beat: bool = True
 
 
 def worker_command(
@@ -62,44 +101,81 @@ def worker_command(
     return argv
 
 
+def ttsbatch_command(*args: str) -> list[str]:
+    """Return the argv of ``ttsbatch ARGS...`` run by this interpreter (not whatever is on PATH)."""
+    return [
+        sys.executable,
+        "-c",
+        "from ttsbatch.cli import main; main(prog_name='ttsbatch')",
+        *args,
+    ]
+
+
 def queues_for(engine: str) -> tuple[str, ...]:
     """Queues a dev worker of ``engine`` consumes: a threads pool never takes espeak chunks."""
     return ALL_QUEUES if engine in LOCAL_ENGINES else (PROVIDER_QUEUE, FINALIZE_QUEUE)
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM ``process``, then SIGKILL if it outlives ``timeout``."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def sample_job(options: DevOptions) -> dict[str, str]:
+    """The JSON body of the example job: a sentence, with the stack's engine, model and voice."""
+    job = dict(SAMPLE_JOB)
+    if options.engine != "espeak":
+        job["engine"] = options.engine
+    for name, value in (("model", options.model), ("voice", options.voice)):
+        if value:
+            job[name] = value
+    return job
 
 
-def _answers(url: str) -> bool:
+def _http_status(url: str) -> int | None:
+    """Return the HTTP status of GET ``url``, or None when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - a loopback http URL we built
-            return True
-    except urllib.error.HTTPError:
-        return True
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - a loopback http URL we built
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except OSError:
-        return False
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A process the stack started, with its name and log."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
 
 
 @dataclass
 class DevStack:
-    """The running services, their addresses and the environment to reach them."""
+    """The running services, their addresses and the environment to reach them.
+
+    ``env`` is what every child and every client needs (Redis, store, S3,
+    provider); ``client_env`` adds what only clients of the API need.
+    ``interrupted`` cuts the wait for a starting server short (Ctrl-C).
+    """
 
     options: DevOptions
     env: dict[str, str] = field(default_factory=dict)
+    client_env: dict[str, str] = field(default_factory=dict)
     lines: list[tuple[str, str]] = field(default_factory=list)
-    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    #: The API and the beat, in stop order.
+    servers: list[Child] = field(default_factory=list)
+    workers: list[Child] = field(default_factory=list)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    api_url: str | None = None
+    api_key: str | None = None
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
+    @property
+    def children(self) -> list[Child]:
+        """Every ``ttsbatch`` process the stack started: API, beat, workers."""
+        return [*self.servers, *self.workers]
+
     def start(self) -> None:
-        """Start or connect to every service, then the workers."""
+        """Start or connect to every service, then the workers, the beat and the API."""
+        port = self._api_port() if self.options.api else None
         data = self.options.data_dir.resolve()
         (data / "logs").mkdir(parents=True, exist_ok=True)
         try:
@@ -108,19 +184,58 @@ class DevStack:
             if self.options.fake_provider:
                 self._provider(data)
             self._workers(data)
+            if self.options.beat:
+                self._beat(data)
+            if port is not None:
+                self._api(data, port)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Stop everything this stack started, workers first."""
-        for process in self.workers:
-            if process.poll() is None:
-                process.terminate()  # warm shutdown: chunks in flight go back to the queue
-        for process in self.workers:
-            stop_process(process, WORKER_STOP_TIMEOUT)
+        """Stop everything this stack started: API, beat, workers, provider, S3, Redis."""
+        for child in self.servers:
+            timeout = WORKER_STOP_TIMEOUT if child.name == "beat" else SERVER_STOP_TIMEOUT
+            stop_process(child.process, timeout)
+        for child in self.workers:
+            if child.process.poll() is None:
+                child.process.terminate()  # warm shutdown: chunks in flight go back to the queue
+        for child in self.workers:
+            stop_process(child.process, WORKER_STOP_TIMEOUT)
+        self.servers.clear()
         self.workers.clear()
         self._stack.close()
+
+    def _spawn(self, name: str, argv: list[str], log_path: Path, env: Mapping[str, str]) -> Child:
+        log = self._stack.enter_context(log_path.open("ab"))
+        process = subprocess.Popen(
+            argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        return Child(name, process, log_path)
+
+    def _await(self, child: Child, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready`` holds; fail with the end of the child's log if it never does."""
+        try:
+            wait_until(
+                lambda: self.interrupted.is_set() or ready(),
+                child.process,
+                timeout=STARTUP_TIMEOUT,
+                what=child.name,
+            )
+        except ServiceError as exc:
+            if self.interrupted.is_set():
+                return  # Ctrl-C reached the child too; the stack is stopping anyway
+            raise ServiceError(f"{exc}; the end of {child.log}:\n{log_tail(child.log)}") from None
+
+    def _api_port(self) -> int:
+        port = self.options.port or free_port()
+        if not port_is_free(port):
+            raise ConfigError(
+                f"port {port} on {LOOPBACK} is taken (another `ttsbatch dev` or `ttsbatch api`?):"
+                " stop what listens there, or pass --port N (--port 0 picks a free port),"
+                " or --no-api"
+            )
+        return port
 
     def _redis(self, data: Path) -> None:
         configured = os.environ.get("REDIS_URL")
@@ -158,58 +273,102 @@ class DevStack:
 
     def _provider(self, data: Path) -> None:
         port = free_port()
-        log = self._stack.enter_context((data / "logs" / "fake-provider.log").open("ab"))
-        process = subprocess.Popen(
+        child = self._spawn(
+            "the imitation provider",
             [sys.executable, "-m", "ttsbatch.fakeprovider", "--port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            data / "logs" / "fake-provider.log",
+            os.environ,
         )
-        self._stack.callback(stop_process, process, 10.0)
+        self._stack.callback(stop_process, child.process, SERVER_STOP_TIMEOUT)
         base = f"http://{LOOPBACK}:{port}/v1"
-        deadline = time.monotonic() + 30
-        while not _answers(f"{base}/voices"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise ConfigError(f"the imitation provider did not start: see {log.name}")
-            time.sleep(0.05)
+        self._await(child, lambda: _http_status(f"{base}/voices") is not None)
         variable = "OPENAI" if self.options.engine == "openai" else "TOGETHER"
         self.env[f"{variable}_BASE_URL"] = base
         self.env.setdefault(f"{variable}_API_KEY", "dev-key")
-        self.lines.append(("fake provider", f"{base} (log {log.name})"))
+        self.lines.append(("fake provider", f"{base} (log {child.log})"))
 
     def _workers(self, data: Path) -> None:
         if self.options.base_url:
             variable = "OPENAI" if self.options.engine == "openai" else "TOGETHER"
             self.env[f"{variable}_BASE_URL"] = self.options.base_url
-        env = {**os.environ, **self.env}
         argv = worker_command(
             queues=queues_for(self.options.engine), concurrency=self.options.concurrency
         )
-        for n in range(self.options.workers):
-            log_path = data / "logs" / f"worker-{n + 1}.log"
-            log: IO[bytes] = self._stack.enter_context(log_path.open("ab"))
-            self.workers.append(
-                subprocess.Popen(
-                    [*argv, f"--hostname=dev-{n + 1}@%h"],
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+        for n in range(1, self.options.workers + 1):
+            child = self._spawn(
+                f"worker {n}",
+                [*argv, f"--hostname=dev-{n}@%h"],
+                data / "logs" / f"worker-{n}.log",
+                {**os.environ, **self.env},
             )
-            self.lines.append((f"worker {n + 1}", f"pid {self.workers[-1].pid}, log {log_path}"))
+            self.workers.append(child)
+            self.lines.append((child.name, f"pid {child.process.pid}, log {child.log}"))
+
+    def _beat(self, data: Path) -> None:
+        child = self._spawn(
+            "beat", ttsbatch_command("beat"), data / "logs" / "beat.log", {**os.environ, **self.env}
+        )
+        self.servers.insert(0, child)
+        self.lines.append(("beat", f"pid {child.process.pid}, log {child.log}"))
+
+    def _api(self, data: Path, port: int) -> None:
+        configured = ApiSettings()
+        env = {**os.environ, **self.env}
+        if configured.keys.get_secret_value().strip(" ,") or configured.keys_file:
+            key, how = None, "from TTSBATCH_API_KEYS / TTSBATCH_API_KEYS_FILE"
+        else:
+            key, how = DEV_API_KEY, "generated: TTSBATCH_API_KEYS is not set"
+            env["TTSBATCH_API_KEYS"] = key
+            self.client_env["TTSBATCH_API_KEY"] = key
+        url = f"http://{LOOPBACK}:{port}"
+        child = self._spawn(
+            "the API",
+            ttsbatch_command("api", "--host", LOOPBACK, "--port", str(port)),
+            data / "logs" / "api.log",
+            env,
+        )
+        self.servers.insert(0, child)
+        self._await(child, lambda: _http_status(f"{url}/readyz") == 200)
+        self.api_url, self.api_key = url, key
+        self.client_env["TTSBATCH_SERVER"] = url
+        self.lines.append(
+            ("API", f"{url} (docs {url}/docs; pid {child.process.pid}, log {child.log})")
+        )
+        self.lines.append(("API key", f"{key or '$TTSBATCH_API_KEY'} ({how})"))
 
     def summary(self) -> str:
-        """Where everything listens, and the variables a client needs."""
+        """Where everything listens, the variables a client needs, and commands to try."""
         width = max(len(name) for name, _ in self.lines)
         text = [f"{name:<{width}}  {where}" for name, where in self.lines]
         text += ["", "In another shell:"]
-        text += [f"  export {name}={value}" for name, value in sorted(self.env.items())]
+        exports = {**self.env, **self.client_env}
+        text += [f"  export {name}={shlex.quote(value)}" for name, value in sorted(exports.items())]
         flags = f" --engine {self.options.engine}"
         flags += f" --model {self.options.model}" if self.options.model else ""
         flags += f" --voice {self.options.voice}" if self.options.voice else ""
-        text += [f"  ttsbatch synth --distributed{flags} INPUT -o OUTDIR", "", "Ctrl-C stops all."]
+        text += [f"  ttsbatch synth --distributed{flags} INPUT -o OUTDIR"]
+        if self.api_url is not None:
+            text += ["", *self._api_examples(flags)]
+        text += ["", "ready. Ctrl-C stops all."]
         return "\n".join(text)
+
+    def _api_examples(self, flags: str) -> list[str]:
+        url = self.api_url
+        auth = (
+            shlex.quote(f"Authorization: Bearer {self.api_key}")
+            if self.api_key
+            else ('"Authorization: Bearer $TTSBATCH_API_KEY"')
+        )
+        body = shlex.quote(json.dumps(sample_job(self.options)))
+        return [
+            "Submit a job over the API:",
+            f"  curl -X POST {url}/v1/jobs -H {auth} -H 'Content-Type: application/json' -d {body}",
+            "Follow it (ID from the answer) until it ends, then list its files:",
+            f"  curl -N {url}/v1/jobs/ID/events -H {auth}",
+            f"  curl {url}/v1/jobs/ID/result -H {auth}",
+            "Or submit a file and wait for it:",
+            f"  ttsbatch submit FILE --server {url}{flags} --wait -o OUTDIR",
+        ]
 
 
 @contextlib.contextmanager
@@ -234,16 +393,22 @@ def run_dev(
 ) -> None:
     """Run the dev stack until Ctrl-C/SIGTERM (or ``stop`` is set); then stop it cleanly."""
     stop = stop or threading.Event()
-    stack = DevStack(options, env=dict(extra_env or {}))
+    stack = DevStack(options, env=dict(extra_env or {}), interrupted=stop)
     with _signals(stop):
         stack.start()
         try:
-            echo(stack.summary())
+            if not stop.is_set():
+                echo(stack.summary())
             while not stop.wait(1.0):
-                for n, process in enumerate(stack.workers):
-                    if process.poll() is not None:
-                        echo(f"worker {n + 1} exited with code {process.returncode}; stopping")
+                for child in stack.children:
+                    if child.process.poll() is not None:
+                        echo(
+                            f"{child.name} exited with code {child.process.returncode}"
+                            f" (log {child.log}); stopping"
+                        )
                         stop.set()
+                        break
         finally:
             echo("stopping…")
             stack.stop()
+            echo("stopped.")

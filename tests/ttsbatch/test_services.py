@@ -6,6 +6,8 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,9 @@ from ttsbatch.services import (
     find_redis_server,
     free_port,
     free_ports,
+    port_is_free,
     redis_reachable,
+    stop_process,
 )
 from ttsbatch.storage.s3 import S3Store, create_client
 
@@ -48,6 +52,43 @@ def test_free_ports_are_distinct_and_bindable() -> None:
     for port in [*ports[:3], free_port()]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_with_a_listener_is_not_free_and_a_closed_one_is() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_is_free(port)
+    assert port_is_free(port)
+
+
+def test_stop_process_ends_a_process_on_sigterm() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stop_process(process, timeout=10)
+    assert process.returncode == -15
+
+
+def test_stop_process_kills_a_process_that_ignores_sigterm() -> None:
+    script = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ignoring', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"ignoring\n"  # the handler is in place
+    stop_process(process, timeout=0.5)
+    assert process.returncode == -9
+    process.stdout.close()
+
+
+def test_stop_process_leaves_an_ended_process_alone() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    stop_process(process, timeout=1)
+    assert process.returncode == 0
 
 
 def test_seaweedfs_serves_s3_and_stops_cleanly(tmp_path: Path) -> None:
