@@ -25,9 +25,13 @@ from ttsbatch.models import Manifest
 from ttsbatch.settings import Settings
 
 
-def create_producer(settings: Settings) -> Celery:
-    """Return a Celery app that only sends (no tasks registered, no results)."""
-    app = Celery("ttsbatch-scheduler", set_as_current=False)
+def create_producer(settings: Settings, *, name: str = "ttsbatch-scheduler") -> Celery:
+    """Return a Celery app that only sends (no tasks registered, no results).
+
+    Other scheduler apps (the beat) start from it, so that they speak to the
+    broker as the producer does.
+    """
+    app = Celery(name, set_as_current=False)
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,

@@ -22,6 +22,7 @@ from redbeat import RedBeatSchedulerEntry  # type: ignore[import-untyped] # redb
 from scheduler.api.errors import InvalidRequestError, NotFoundError
 from scheduler.api.schemas import JobSpec, Schedule, ScheduleRequest
 from scheduler.api.service import Services, iso
+from scheduler.dispatch import create_producer
 from scheduler.ledger import Ledger, content_hash
 from scheduler.runs import new_run_id, read_source, start_run
 from ttsbatch.distributed import find_manifest
@@ -62,14 +63,8 @@ def parse_cron(expression: str) -> crontab:
 
 def create_beat_app(settings: Settings) -> Celery:
     """Return the Celery app of ``ttsbatch beat``: redbeat's scheduler plus the run task."""
-    app = Celery("ttsbatch-beat", set_as_current=False)
+    app = create_producer(settings, name="ttsbatch-beat")
     app.conf.update(
-        broker_url=settings.redis_url,
-        broker_connection_retry_on_startup=True,
-        result_backend=None,
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
         redbeat_redis_url=settings.redis_url,
         redbeat_key_prefix="ttsbatch:redbeat:",
         beat_scheduler="redbeat.RedBeatScheduler",
@@ -79,7 +74,10 @@ def create_beat_app(settings: Settings) -> Celery:
 
     services: list[Services] = []
 
-    @app.task(name=SCHEDULED_RUN)
+    # Not shared: a shared task is copied into every Celery app the process
+    # creates later (a worker's, another beat's), where Celery 5.7 warns about
+    # the duplicate name.
+    @app.task(name=SCHEDULED_RUN, shared=False)
     def scheduled_run(schedule_id: str) -> str | None:
         if not services:
             services.append(Services.connect(settings))
