@@ -37,6 +37,20 @@ SUBMIT: Final[dict[int | str, dict[str, Any]]] = {
     429: _problem("The tenant runs as many jobs as it may."),
 }
 
+
+def json_or_upload_body(schema: str) -> dict[str, Any]:
+    """Return the OpenAPI request body of a route taking ``schema`` as JSON or files as multipart."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}},
+                "multipart/form-data": {"schema": {"$ref": "#/components/schemas/JobUpload"}},
+            },
+        }
+    }
+
+
 Offset = Annotated[int, Query(ge=0, le=1_000_000, description="Items to skip.")]
 Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
 
@@ -55,6 +69,13 @@ def parse_model(model: type[ModelT], data: object) -> ModelT:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidRequestError(validation_detail(exc)) from None
+
+
+async def read_request(request: Request, max_bytes: int) -> tuple[list[Upload], object]:
+    """Return a JSON or multipart request's uploaded files (none for JSON) and its data."""
+    if media_type(request) == "multipart/form-data":
+        return await read_form(request, max_bytes)
+    return [], await read_json(request, max_bytes)
 
 
 async def read_json(request: Request, max_bytes: int) -> object:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -22,10 +22,9 @@ from scheduler.api.routes.common import (
     SUBMIT,
     Limit,
     Offset,
-    media_type,
+    json_or_upload_body,
     parse_model,
-    read_form,
-    read_json,
+    read_request,
 )
 from scheduler.api.schemas import Job, JobList, JobRequest, JobResult, JobSpec
 from scheduler.api.sources import Upload, from_text, from_upload
@@ -40,15 +39,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
 EVENT_POLL: Final = 0.25
 KEEPALIVE: Final = 15.0
 
-_SUBMIT_BODY: Final[dict[str, Any]] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/JobRequest"}},
-            "multipart/form-data": {"schema": {"$ref": "#/components/schemas/JobUpload"}},
-        },
-    }
-}
+_SUBMIT_BODY: Final = json_or_upload_body("JobRequest")
 
 
 def _documents(
@@ -104,13 +95,7 @@ async def create_job(
     The same content and options submitted again by the same tenant are the same
     job (a failed one resumes); an `Idempotency-Key` returns the first job too.
     """
-    limit = services.settings.api.max_request_bytes
-    uploads: list[Upload] = []
-    data: object
-    if media_type(request) == "multipart/form-data":
-        uploads, data = await read_form(request, limit)
-    else:
-        data = await read_json(request, limit)
+    uploads, data = await read_request(request, services.settings.api.max_request_bytes)
     job_request = parse_model(JobRequest, data)
     digest = _digest(data, uploads)
     if idempotency_key:

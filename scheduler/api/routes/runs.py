@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -17,25 +17,16 @@ from scheduler.api.routes.common import (
     SUBMIT,
     Limit,
     Offset,
-    media_type,
+    json_or_upload_body,
     parse_model,
-    read_form,
-    read_json,
+    read_request,
 )
 from scheduler.api.schemas import JobSpec, Run, RunList, RunRequest
 from scheduler.api.sources import Upload
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"], responses=ERRORS)
 
-_RUN_BODY: Final[dict[str, Any]] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/RunRequest"}},
-            "multipart/form-data": {"schema": {"$ref": "#/components/schemas/JobUpload"}},
-        },
-    }
-}
+_RUN_BODY: Final = json_or_upload_body("RunRequest")
 
 
 @router.post(
@@ -47,13 +38,7 @@ _RUN_BODY: Final[dict[str, Any]] = {
 )
 async def create_run(request: Request, services: ServicesDep, tenant: TenantDep) -> Run:
     """Start one job per document of an `s3://` prefix (`source`), of `documents`, or of uploaded `files`."""
-    limit = services.settings.api.max_request_bytes
-    uploads: list[Upload] = []
-    data: object
-    if media_type(request) == "multipart/form-data":
-        uploads, data = await read_form(request, limit)
-    else:
-        data = await read_json(request, limit)
+    uploads, data = await read_request(request, services.settings.api.max_request_bytes)
     run_request = parse_model(RunRequest, data)
     given = (run_request.source is not None) + (run_request.documents is not None) + bool(uploads)
     if given != 1:
