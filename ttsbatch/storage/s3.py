@@ -34,7 +34,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, TypedDict, cast
 
 import boto3
 from botocore.config import Config
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.literals import BucketLocationConstraintType
+    from mypy_boto3_s3.literals import BucketLocationConstraintType, ChecksumAlgorithmType
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 MiB = 1024 * 1024
@@ -434,6 +434,12 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
+class _ChecksumArgs(TypedDict, total=False):
+    """The checksum argument of the multipart calls: none, or CRC32 on both."""
+
+    ChecksumAlgorithm: ChecksumAlgorithmType
+
+
 class _MultipartWriter:
     """The sink of :meth:`S3Store.open_write`: buffers one part, uploads each full part."""
 
@@ -449,7 +455,9 @@ class _MultipartWriter:
         # checksums on, create the upload with CRC32 so that the parts' checksums,
         # which botocore adds, are accepted. (The stubs lack this attribute.)
         calculation = getattr(self._client.meta.config, "request_checksum_calculation", None)
-        self._checksum = calculation == "when_supported"
+        self._checksum: _ChecksumArgs = (
+            {"ChecksumAlgorithm": "CRC32"} if calculation == "when_supported" else {}
+        )
 
     def write(self, data: bytes, /) -> int:
         """Append ``data``; every full part is uploaded as soon as it is complete."""
@@ -502,33 +510,19 @@ class _MultipartWriter:
     def _upload_part(self, data: bytes) -> None:
         try:
             if self._upload_id is None:
-                if self._checksum:
-                    created = self._client.create_multipart_upload(
-                        Bucket=self._store.bucket, Key=self._full_key, ChecksumAlgorithm="CRC32"
-                    )
-                else:
-                    created = self._client.create_multipart_upload(
-                        Bucket=self._store.bucket, Key=self._full_key
-                    )
+                created = self._client.create_multipart_upload(
+                    Bucket=self._store.bucket, Key=self._full_key, **self._checksum
+                )
                 self._upload_id = created["UploadId"]
             number = len(self._parts) + 1
-            if self._checksum:
-                response = self._client.upload_part(
-                    Bucket=self._store.bucket,
-                    Key=self._full_key,
-                    UploadId=self._upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ChecksumAlgorithm="CRC32",
-                )
-            else:
-                response = self._client.upload_part(
-                    Bucket=self._store.bucket,
-                    Key=self._full_key,
-                    UploadId=self._upload_id,
-                    PartNumber=number,
-                    Body=data,
-                )
+            response = self._client.upload_part(
+                Bucket=self._store.bucket,
+                Key=self._full_key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=data,
+                **self._checksum,
+            )
         except (ClientError, BotoCoreError) as exc:
             raise _translate(self._store, exc, self._key) from exc
         part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
