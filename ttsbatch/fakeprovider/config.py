@@ -75,7 +75,7 @@ class Fault(StrEnum):
     INSUFFICIENT_QUOTA = "429-insufficient-quota"  # OpenAI: not retryable
 
 
-RETRYABLE_FAULTS: tuple[Fault, ...] = (
+RETRYABLE_STATUS_FAULTS: tuple[Fault, ...] = (
     Fault.RATE_LIMIT_MS,
     Fault.RATE_LIMIT_SECONDS,
     Fault.RATE_LIMIT_DATE,
@@ -84,6 +84,11 @@ RETRYABLE_FAULTS: tuple[Fault, ...] = (
     Fault.OLD_RATE_LIMIT,
     Fault.UNAVAILABLE,
     Fault.HTML_500,
+)
+"""Faults answered with an error status that a correct client retries."""
+
+RETRYABLE_FAULTS: tuple[Fault, ...] = (
+    *RETRYABLE_STATUS_FAULTS,
     Fault.TRUNCATE,
     Fault.ABORT,
     Fault.ERROR_EVENT,
@@ -94,14 +99,7 @@ RETRYABLE_FAULTS: tuple[Fault, ...] = (
 
 STATUS_FAULTS = frozenset(
     {
-        Fault.RATE_LIMIT_MS,
-        Fault.RATE_LIMIT_SECONDS,
-        Fault.RATE_LIMIT_DATE,
-        Fault.RATE_LIMIT_RESET,
-        Fault.RATE_LIMIT_BARE,
-        Fault.OLD_RATE_LIMIT,
-        Fault.UNAVAILABLE,
-        Fault.HTML_500,
+        *RETRYABLE_STATUS_FAULTS,
         Fault.UNAUTHORIZED,
         Fault.PAYMENT_REQUIRED,
         Fault.UNKNOWN_VOICE,
