@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.worker.test_together import FAULTS, TEXT, expected_words
+from tests.worker.speech import FAULTS, TEXT, expected_words
 from ttsbatch.errors import (
     AuthenticationError,
     ConfigError,
@@ -19,7 +19,7 @@ from ttsbatch.errors import (
     RateLimitedError,
     RetryableEngineError,
 )
-from ttsbatch.fakeprovider import Fault, RunningProvider, expected_audio, run_in_thread
+from ttsbatch.fakeprovider import Fault, RunningProvider, expected_audio
 from ttsbatch.models import TimingSource
 from ttsbatch.settings import OpenAISettings
 from worker.engines import Synthesis
@@ -33,12 +33,6 @@ MODES: dict[str, dict[str, Any]] = {
     "sse": {"stream_format": "sse"},
     "captioned": {"captioned": True, "model": "kokoro", "voice": "af_heart"},
 }
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[RunningProvider]:
-    with run_in_thread() as running:
-        yield running
 
 
 @contextmanager

@@ -10,33 +10,24 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.worker.speech import FAULTS, TEXT, expected_words
 from ttsbatch.errors import (
     AuthenticationError,
     ConfigError,
     EngineError,
     PermanentEngineError,
-    QuotaExceededError,
-    RateLimitedError,
     RetryableEngineError,
 )
-from ttsbatch.fakeprovider import Fault, RunningProvider, expected_audio, run_in_thread
-from ttsbatch.models import TimingSource, WordTiming
+from ttsbatch.fakeprovider import Fault, RunningProvider, expected_audio
+from ttsbatch.models import TimingSource
 from ttsbatch.settings import TogetherSettings
 from worker.engines import Synthesis
 from worker.engines.together import TogetherEngine
-from worker.words import word_spans
 
 pytestmark = pytest.mark.integration
 
 ORPHEUS = "canopylabs/orpheus-3b-0.1-ft"
 KEY = "tgp-secret-key-1234567890"
-TEXT = "Hello there, world. How are you? Fine, thanks!"
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[RunningProvider]:
-    with run_in_thread() as running:
-        yield running
 
 
 @contextmanager
@@ -57,14 +48,6 @@ def engine_for(
         )
         yield engine
         engine.close()
-
-
-def expected_words(text: str, sample_rate: int = 24_000) -> tuple[WordTiming, ...]:
-    _, words = expected_audio(text, sample_rate)
-    return tuple(
-        WordTiming(text=word, char_start=a, char_end=b, start=start, end=end)
-        for (word, start, end), (a, b) in zip(words, word_spans(text), strict=True)
-    )
 
 
 def speak(
@@ -171,28 +154,6 @@ def test_a_cartesia_model_gets_the_sample_rate_it_was_asked_for(provider: Runnin
 def test_the_base_url_works_with_or_without_v1(provider: RunningProvider, suffix: str) -> None:
     result = speak(provider, {}, base_url=provider.base_url + suffix)
     assert result.pcm == expected_audio(TEXT)[0]
-
-
-# fault -> (exact exception class, retry_after the client reads: None, a number, or "log")
-FAULTS: dict[Fault, tuple[type[EngineError], object]] = {
-    Fault.RATE_LIMIT_MS: (RateLimitedError, 0.2),
-    Fault.RATE_LIMIT_SECONDS: (RateLimitedError, 1.0),
-    Fault.RATE_LIMIT_DATE: (RateLimitedError, "log"),
-    Fault.RATE_LIMIT_RESET: (RateLimitedError, 0.2),
-    Fault.RATE_LIMIT_BARE: (RateLimitedError, None),
-    Fault.OLD_RATE_LIMIT: (RateLimitedError, None),
-    Fault.UNAVAILABLE: (RetryableEngineError, None),
-    Fault.HTML_500: (RetryableEngineError, None),
-    Fault.TRUNCATE: (RetryableEngineError, None),
-    Fault.ABORT: (RetryableEngineError, None),
-    Fault.ERROR_EVENT: (RetryableEngineError, None),
-    Fault.STALL: (RetryableEngineError, None),
-    Fault.MALFORMED: (RetryableEngineError, None),
-    Fault.UNAUTHORIZED: (AuthenticationError, None),
-    Fault.PAYMENT_REQUIRED: (QuotaExceededError, None),
-    Fault.UNKNOWN_VOICE: (PermanentEngineError, None),
-    Fault.INSUFFICIENT_QUOTA: (QuotaExceededError, None),
-}
 
 
 def test_the_fault_table_covers_every_fault() -> None:
