@@ -42,6 +42,16 @@ def chunk_texts(manifest: Manifest, document: Document) -> dict[int, str]:
     }
 
 
+def wait_for_chunks(harness: Harness, job_id: str, count: int) -> None:
+    """Wait until the job's state counts at least ``count`` chunks done."""
+
+    def progressed() -> bool:
+        snapshot = harness.state.snapshot(job_id)
+        return snapshot is not None and snapshot.done >= count
+
+    wait_for(progressed, timeout=60, what=f"{count} chunks")
+
+
 def stored_indices(harness: Harness, job_id: str, doc: str = "book") -> set[int]:
     prefix = keys.chunk_prefix(job_id, doc)
     return {
@@ -76,11 +86,7 @@ def test_a_job_survives_a_worker_killed_mid_job_redoing_only_its_chunks_in_fligh
     manifest = submit([book], OPTIONS, settings=harness.settings, cluster=harness.cluster)
     job_id = manifest.job_id
 
-    def progressed() -> bool:
-        snapshot = harness.state.snapshot(job_id)
-        return snapshot is not None and snapshot.done >= 50
-
-    wait_for(progressed, timeout=60, what="50 chunks")
+    wait_for_chunks(harness, job_id, 50)
     harness.workers.kill(victim)
     killed_at = time.time()
     stored_at_kill = stored_indices(harness, job_id)
@@ -123,11 +129,7 @@ def test_a_job_wiped_from_redis_mid_run_is_resumed_from_the_store_alone(
     manifest = submit([book], OPTIONS, settings=harness.settings, cluster=harness.cluster)
     job_id = manifest.job_id
 
-    def progressed() -> bool:
-        snapshot = harness.state.snapshot(job_id)
-        return snapshot is not None and snapshot.done >= 60
-
-    wait_for(progressed, timeout=60, what="60 chunks")
+    wait_for_chunks(harness, job_id, 60)
     harness.state.client.flushall()
     stored_at_flush = stored_indices(harness, job_id)
     assert stored_at_flush
@@ -206,11 +208,7 @@ def test_a_cancelled_job_stops_calling_the_provider(make_harness: Callable[..., 
     manifest = submit([make_book(150)], OPTIONS, settings=harness.settings, cluster=harness.cluster)
     job_id = manifest.job_id
 
-    def progressed() -> bool:
-        snapshot = harness.state.snapshot(job_id)
-        return snapshot is not None and snapshot.done >= 5
-
-    wait_for(progressed, timeout=60, what="5 chunks")
+    wait_for_chunks(harness, job_id, 5)
     assert cancel_job(job_id, settings=harness.settings, cluster=harness.cluster)
     cancelled_at = time.time()
     broker = redis.Redis.from_url(harness.redis_url)
