@@ -33,8 +33,8 @@ from worker.wav import wav_header
 
 # Objects fetched ahead of the one being written: S3 answers each GET after a
 # round trip, so reading one chunk at a time leaves the upload waiting. Chunks
-# are a few seconds of audio (~1 MB), so the window bounds memory to ~16 MB.
-READ_AHEAD = 16
+# are a few seconds of audio (~1 MB), so the window bounds memory to ~8 MB.
+READ_AHEAD = 8
 
 T = TypeVar("T")
 

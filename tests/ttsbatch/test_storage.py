@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -239,8 +240,12 @@ def test_open_write_uploads_full_parts_while_the_block_runs(s3_store: S3Store) -
     with s3_store.open_write("out/book.wav") as sink:
         sink.write(payload(2 * MIN_PART_SIZE + 1))
         (upload,) = client.list_multipart_uploads(Bucket=bucket)["Uploads"]
-        parts = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        assert [part["Size"] for part in parts["Parts"]] == [MIN_PART_SIZE, MIN_PART_SIZE]
+        deadline = time.monotonic() + 30  # parts upload in background threads
+        sizes: list[int] = []
+        while sizes != [MIN_PART_SIZE, MIN_PART_SIZE] and time.monotonic() < deadline:
+            parts = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            sizes = [part["Size"] for part in parts.get("Parts", [])]
+        assert sizes == [MIN_PART_SIZE, MIN_PART_SIZE]
     head = client.head_object(Bucket=bucket, Key="t/out/book.wav")
     assert head["ETag"].endswith('-3"')  # a multipart object of three parts
 

@@ -32,7 +32,9 @@ import posixpath
 import shutil
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypedDict, cast
 
@@ -61,6 +63,8 @@ if TYPE_CHECKING:
 MiB = 1024 * 1024
 #: Multipart part size: memory held by one open_write is about this much.
 DEFAULT_PART_SIZE = 8 * MiB
+#: Parts of one object uploading at once (s3transfer's default concurrency is 10).
+UPLOADS_IN_FLIGHT = 2
 #: S3's smallest part (all but the last); SeaweedFS enforces it too.
 MIN_PART_SIZE = 5 * MiB
 #: Region used when neither AWS_REGION nor AWS_DEFAULT_REGION nor a profile sets one.
@@ -441,7 +445,13 @@ class _ChecksumArgs(TypedDict, total=False):
 
 
 class _MultipartWriter:
-    """The sink of :meth:`S3Store.open_write`: buffers one part, uploads each full part."""
+    """The sink of :meth:`S3Store.open_write`: buffers one part, uploads full parts.
+
+    Up to :data:`UPLOADS_IN_FLIGHT` parts upload at once in threads, so the
+    caller keeps producing while S3 answers (boto3's low-level clients are
+    thread-safe: "Multithreading or multiprocessing with clients" in the boto3
+    guide). Memory is bounded by that many parts plus the one being filled.
+    """
 
     def __init__(self, store: S3Store, key: str, full_key: str) -> None:
         self._store = store
@@ -451,6 +461,8 @@ class _MultipartWriter:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[CompletedPartTypeDef] = []
+        self._in_flight: deque[Future[CompletedPartTypeDef]] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         # As s3transfer does (TransferManager._add_operation_defaults): with default
         # checksums on, create the upload with CRC32 so that the parts' checksums,
         # which botocore adds, are accepted. (The stubs lack this attribute.)
@@ -460,11 +472,11 @@ class _MultipartWriter:
         )
 
     def write(self, data: bytes, /) -> int:
-        """Append ``data``; every full part is uploaded as soon as it is complete."""
+        """Append ``data``; every full part starts uploading as soon as it is complete."""
         self._buffer += data
         size = self._store.part_size
         while len(self._buffer) >= size:
-            self._upload_part(bytes(memoryview(self._buffer)[:size]))
+            self._submit_part(bytes(memoryview(self._buffer)[:size]))
             del self._buffer[:size]
         return len(data)
 
@@ -480,8 +492,10 @@ class _MultipartWriter:
             return
         try:
             if self._buffer:
-                self._upload_part(bytes(self._buffer))
+                self._submit_part(bytes(self._buffer))
                 self._buffer.clear()
+            while self._in_flight:
+                self._parts.append(self._in_flight.popleft().result())
             self._client.complete_multipart_upload(
                 Bucket=self._store.bucket,
                 Key=self._full_key,
@@ -493,10 +507,16 @@ class _MultipartWriter:
             if isinstance(exc, ClientError | BotoCoreError):
                 raise _translate(self._store, exc, self._key) from exc
             raise
+        finally:
+            self._close_pool()
 
     def abort(self) -> None:
         """Drop the upload and its parts, if one was started."""
         self._buffer.clear()
+        for future in self._in_flight:
+            future.cancel()
+        self._in_flight.clear()
+        self._close_pool()  # waits for parts already uploading, so none lands after the abort
         if self._upload_id is None:
             return
         upload_id, self._upload_id = self._upload_id, None
@@ -507,18 +527,33 @@ class _MultipartWriter:
                 Bucket=self._store.bucket, Key=self._full_key, UploadId=upload_id
             )
 
-    def _upload_part(self, data: bytes) -> None:
-        try:
-            if self._upload_id is None:
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _submit_part(self, data: bytes) -> None:
+        if self._upload_id is None:
+            try:
                 created = self._client.create_multipart_upload(
                     Bucket=self._store.bucket, Key=self._full_key, **self._checksum
                 )
-                self._upload_id = created["UploadId"]
-            number = len(self._parts) + 1
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate(self._store, exc, self._key) from exc
+            self._upload_id = created["UploadId"]
+            self._pool = ThreadPoolExecutor(UPLOADS_IN_FLIGHT, thread_name_prefix="s3-part")
+        assert self._pool is not None  # noqa: S101 - created with the upload, just above
+        if len(self._in_flight) >= UPLOADS_IN_FLIGHT:
+            self._parts.append(self._in_flight.popleft().result())
+        number = len(self._parts) + len(self._in_flight) + 1
+        self._in_flight.append(self._pool.submit(self._upload_part, self._upload_id, number, data))
+
+    def _upload_part(self, upload_id: str, number: int, data: bytes) -> CompletedPartTypeDef:
+        try:
             response = self._client.upload_part(
                 Bucket=self._store.bucket,
                 Key=self._full_key,
-                UploadId=self._upload_id,
+                UploadId=upload_id,
                 PartNumber=number,
                 Body=data,
                 **self._checksum,
@@ -528,4 +563,4 @@ class _MultipartWriter:
         part: CompletedPartTypeDef = {"PartNumber": number, "ETag": response["ETag"]}
         if "ChecksumCRC32" in response:
             part["ChecksumCRC32"] = response["ChecksumCRC32"]
-        self._parts.append(part)
+        return part
