@@ -33,6 +33,11 @@ from ttsbatch.storage import Store, open_store
 
 #: Seconds between two looks at the job's state.
 POLL_INTERVAL = 0.2
+# With no progress for this long, a follower sends the missing chunks again:
+# kombu's Redis transport pops a message before it records it as unacked
+# (celery/kombu#305, #1836), so a worker killed in between loses it for good.
+# Chunks are idempotent, so a spare copy costs at most one duplicate request.
+STALL_AFTER = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,11 +246,7 @@ def start(
     texts stored beside the plan are read.
     """
     job_id = manifest.job_id
-    if texts is None:
-        texts = {
-            plan.doc: cluster.store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
-            for plan in manifest.documents
-        }
+    texts = texts if texts is not None else _stored_texts(cluster, manifest)
     if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         # Retrying a failed or cancelled job re-runs only what is missing.
         mark_manifest(cluster.store, job_id, JobStatus.RUNNING, None)
@@ -257,10 +258,34 @@ def start(
     return snapshot
 
 
+def _stored_texts(cluster: Cluster, manifest: Manifest) -> dict[str, str]:
+    return {
+        plan.doc: cluster.store.read(
+            keys.output_key(manifest.job_id, plan.doc, "source.txt")
+        ).decode()
+        for plan in manifest.documents
+    }
+
+
+def redispatch_missing(cluster: Cluster, manifest: Manifest) -> int:
+    """Send again every chunk of a running job not yet counted done; return how many."""
+    done = cluster.state.done_chunks(manifest.job_id)
+    messages = chunk_messages(manifest, _stored_texts(cluster, manifest), skip=done)
+    return dispatch_chunks(cluster.producer, messages)
+
+
 def follow(
-    cluster: Cluster, manifest: Manifest, progress: Progress, *, timeout: float | None = None
+    cluster: Cluster,
+    manifest: Manifest,
+    progress: Progress,
+    *,
+    timeout: float | None = None,
+    stall_after: float = STALL_AFTER,
 ) -> Manifest:
     """Report progress until the job ends; return its final manifest.
+
+    A job that makes no progress for ``stall_after`` seconds gets its missing
+    chunks sent again (see :data:`STALL_AFTER`).
 
     Raises:
         JobError: failed, cancelled, state lost, or ``timeout`` seconds passed.
@@ -274,9 +299,12 @@ def follow(
     deadline = None if timeout is None else time.monotonic() + timeout
     cursor = 0
     stitching = False
+    last_progress = time.monotonic()
     while True:
         events = cluster.state.events(job_id, cursor)
         cursor += len(events)
+        if events:
+            last_progress = time.monotonic()
         for event in events:
             chars = spans.get(event.chunk, 0)
             progress.advance(
@@ -302,6 +330,10 @@ def follow(
             raise JobError(f"job {job_id} failed: {reasons}", job_id=job_id)
         if snapshot.status is JobStatus.CANCELLED:
             raise JobError(f"job {job_id} was cancelled", job_id=job_id)
+        stalled = time.monotonic() - last_progress > stall_after
+        if stalled and snapshot.status is not JobStatus.STITCHING:
+            redispatch_missing(cluster, manifest)
+            last_progress = time.monotonic()
         if deadline is not None and time.monotonic() > deadline:
             raise JobError(
                 f"job {job_id} still {snapshot.status} after {timeout:g} s"
