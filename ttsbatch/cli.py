@@ -147,6 +147,11 @@ def synth(
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
 
+    if distributed and base_url:
+        raise ConfigError(
+            "--base-url has no effect with --distributed: endpoints are worker settings"
+            " (set TOGETHER_BASE_URL or OPENAI_BASE_URL where the workers run)"
+        )
     settings = _settings(engine, base_url)
     options = JobOptions(
         engine=EngineSpec(engine=engine, model=model, voice=voice, language=language),

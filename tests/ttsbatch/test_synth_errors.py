@@ -106,3 +106,20 @@ def test_a_20_megabyte_line_without_punctuation_is_planned_into_bounded_chunks(
         assert (
             set(document.text[chunk.char_start : chunk.char_end].split()) <= vocabulary
         )  # no word cut
+
+
+def test_a_base_url_with_distributed_is_refused_as_a_worker_setting(tmp_path: Path) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text("One sentence.", encoding="utf-8")
+    argv = [
+        "synth",
+        str(book),
+        "-o",
+        str(tmp_path / "out"),
+        "--distributed",
+        "--base-url",
+        "http://x",
+    ]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == 1
+    assert "endpoints are worker settings" in result.output
