@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
 from scheduler.planning import plan_job, write_plan
+from ttsbatch import keys
 from ttsbatch.errors import EngineError, FatalEngineError, JobError, TtsBatchError
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.reporting import ChunkDone, Progress
@@ -24,7 +25,7 @@ from worker.engines import Engine
 from worker.engines.factory import create_engine
 from worker.finalize import finalize_job
 from worker.retrying import RetryPolicy
-from worker.synthesis import load_record, synthesize_chunk
+from worker.synthesis import synthesize_chunk
 
 _engine: Engine | None = None
 _store: Store | None = None
@@ -87,13 +88,17 @@ def run_local(
     policy = policy or RetryPolicy()
     manifest = write_plan(store, plan_job(documents, options), documents)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
-    pending = [
-        (plan.doc, chunk.index, texts[plan.doc][chunk.char_start : chunk.char_end])
-        for plan in manifest.documents
-        for chunk in plan.chunks
-        if manifest.status is not JobStatus.SUCCEEDED
-        and load_record(store, manifest.job_id, plan.doc, chunk.index) is None
-    ]
+    # A stored record marks a finished chunk: its existence is enough, no need to parse it.
+    pending = (
+        []
+        if manifest.status is JobStatus.SUCCEEDED
+        else [
+            (plan.doc, chunk.index, texts[plan.doc][chunk.char_start : chunk.char_end])
+            for plan in manifest.documents
+            for chunk in plan.chunks
+            if not store.exists(keys.chunk_json_key(manifest.job_id, plan.doc, chunk.index))
+        ]
+    )
     total = sum(len(plan.chunks) for plan in manifest.documents)
     progress.start(manifest, total - len(pending), total)
     if manifest.status is JobStatus.SUCCEEDED:
