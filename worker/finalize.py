@@ -8,11 +8,8 @@ Running it twice writes the same bytes again: it is safe to repeat.
 
 from __future__ import annotations
 
-import itertools
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from ttsbatch import keys
 from ttsbatch.errors import JobError, StorageError
@@ -26,33 +23,12 @@ from ttsbatch.models import (
     TimedWord,
     TimingSource,
 )
-from ttsbatch.storage import Store
+from ttsbatch.storage import ObjectPart, Part, Store
+from ttsbatch.storage.readahead import read_ahead
 from worker import stitching, subtitles
+from worker.stitching import SAMPLE_WIDTH, Placement
 from worker.timeline import document_timing, stream_json, timed_words, timeline_head
 from worker.wav import wav_header
-
-# Objects fetched ahead of the one being written: S3 answers each GET after a
-# round trip, so reading one chunk at a time leaves the upload waiting. Chunks
-# are a few seconds of audio (~1 MB), so the window bounds memory to ~8 MB.
-READ_AHEAD = 8
-
-T = TypeVar("T")
-
-
-def read_ahead(
-    fetch: Callable[[int], T], indexes: Sequence[int], depth: int = READ_AHEAD
-) -> Iterator[T]:
-    """Yield ``fetch(i)`` for each index in order, fetching up to ``depth`` ahead in threads."""
-    with ThreadPoolExecutor(max_workers=depth, thread_name_prefix="read-ahead") as pool:
-        window: deque[Future[T]] = deque()
-        pending = iter(indexes)
-        for index in itertools.islice(pending, depth):
-            window.append(pool.submit(fetch, index))
-        while window:
-            result = window.popleft().result()
-            for index in itertools.islice(pending, 1):
-                window.append(pool.submit(fetch, index))
-            yield result
 
 
 def _load(store: Store, job_id: str, plan: DocumentPlan, index: int) -> ChunkRecord:
@@ -99,15 +75,6 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
         plan.chunks, samples, sample_rate=rate, pauses=manifest.options.pauses
     )
 
-    audio = read_ahead(
-        lambda i: store.read(keys.chunk_pcm_key(job_id, plan.doc, i)),
-        [c.index for c in plan.chunks],
-    )
-
-    def read_chunk(_index: int) -> Iterator[bytes]:
-        # stitching.stream asks for chunks in plan order, the order read_ahead yields.
-        yield next(audio)
-
     fmt = manifest.options.audio_format
     outputs = {
         "audio": keys.output_key(job_id, plan.doc, fmt.value),
@@ -116,12 +83,47 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
         "srt": keys.output_key(job_id, plan.doc, "srt"),
         "vtt": keys.output_key(job_id, plan.doc, "vtt"),
     }
-    with store.open_write(outputs["audio"]) as sink:
-        if fmt is AudioFormat.WAV:
-            sink.write(wav_header(stitching.total_samples(placements), rate))
-        for piece in stitching.stream(placements, read_chunk):
-            sink.write(piece)
+    header = (
+        wav_header(stitching.total_samples(placements), rate) if fmt is AudioFormat.WAV else b""
+    )
+    # The audio is copied (in the kernel, or by S3 uploads) while this thread
+    # writes the timeline and subtitles: two cores are free once synthesis ends.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stitch") as pool:
+        audio = pool.submit(
+            store.compose, outputs["audio"], _audio_parts(job_id, plan, placements, header)
+        )
+        _write_timeline(
+            store, manifest, plan, placements=placements, rate=rate, kinds=kinds, outputs=outputs
+        )
+        audio.result()
+    return outputs
 
+
+def _audio_parts(
+    job_id: str, plan: DocumentPlan, placements: Sequence[Placement], header: bytes
+) -> list[Part]:
+    """The document's audio as parts: the header, then each chunk followed by its pause."""
+    parts: list[Part] = [header] if header else []
+    for place in placements:
+        key = keys.chunk_pcm_key(job_id, plan.doc, place.index)
+        parts.append(ObjectPart(key, place.samples * SAMPLE_WIDTH))
+        if place.gap:
+            parts.append(stitching.silence(place.gap))
+    return parts
+
+
+def _write_timeline(
+    store: Store,
+    manifest: Manifest,
+    plan: DocumentPlan,
+    *,
+    placements: Sequence[Placement],
+    rate: int,
+    kinds: set[TimingSource],
+    outputs: dict[str, str],
+) -> None:
+    """Write the timestamps JSON, SRT and WebVTT, reading the chunk records once more."""
+    job_id = manifest.job_id
     text = store.read(outputs["source"]).decode()
     head = timeline_head(
         chunks=plan.chunks,
@@ -157,7 +159,6 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
 
         for piece in stream_json(head, words_by_chunk()):
             json_sink.write(piece)
-    return outputs
 
 
 def finalize_job(store: Store, manifest: Manifest, *, keep_chunks: bool = False) -> Manifest:

@@ -8,14 +8,14 @@ paragraph, chapter). Every offset is an integer number of samples, so a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ttsbatch.errors import JobError
 from ttsbatch.models import ChunkSpan, Pauses
 
 SAMPLE_WIDTH = 2  # bytes per s16le sample
-_SILENCE_BLOCK = bytes(64 * 1024)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,34 +86,7 @@ def common_sample_rate(rates: Iterable[int], *, job_id: str | None = None) -> in
     return distinct[0]
 
 
-def silence(samples: int) -> Iterator[bytes]:
-    """Yield ``samples`` samples of digital silence in bounded blocks."""
-    remaining = samples * SAMPLE_WIDTH
-    while remaining > 0:
-        block = min(remaining, len(_SILENCE_BLOCK))
-        yield _SILENCE_BLOCK[:block]
-        remaining -= block
-
-
-def stream(
-    placements: Sequence[Placement],
-    read_chunk: Callable[[int], Iterable[bytes]],
-) -> Iterator[bytes]:
-    """Yield the stitched PCM: each chunk's bytes, then its pause.
-
-    ``read_chunk(index)`` yields that chunk's PCM (in pieces of any size); memory
-    stays bounded by the size of those pieces, never the book.
-
-    Raises:
-        JobError: if a chunk's bytes do not match its recorded length.
-    """
-    for placement in placements:
-        got = 0
-        for piece in read_chunk(placement.index):
-            got += len(piece)
-            yield piece
-        if got != placement.samples * SAMPLE_WIDTH:
-            raise JobError(
-                f"chunk {placement.index} holds {got} bytes, expected {placement.samples * SAMPLE_WIDTH}"
-            )
-        yield from silence(placement.gap)
+@functools.lru_cache(maxsize=16)
+def silence(samples: int) -> bytes:
+    """Return ``samples`` samples of digital silence (pauses take a handful of lengths)."""
+    return bytes(samples * SAMPLE_WIDTH)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 import threading
 import time
@@ -15,7 +17,7 @@ import pytest
 
 from ttsbatch.errors import StorageError
 from ttsbatch.services import SeaweedFS, free_port
-from ttsbatch.storage import Store, open_store
+from ttsbatch.storage import ObjectPart, Store, open_store
 from ttsbatch.storage.s3 import MIN_PART_SIZE, S3Store, create_client
 
 if TYPE_CHECKING:
@@ -166,6 +168,33 @@ def test_open_write_replaces_an_existing_object_only_on_success(store: Store) ->
     assert store.read("out/book.wav") == b"new"
 
 
+def test_compose_concatenates_literal_bytes_and_stored_objects(store: Store) -> None:
+    first, second = payload(3 * MiB + 5, seed=1), payload(100, seed=2)
+    store.write("parts/a", first)
+    store.write("parts/b", second)
+    store.compose(
+        "whole",
+        [b"head", ObjectPart("parts/a", len(first)), b"\x00" * 7, ObjectPart("parts/b", 100)],
+    )
+    assert store.read("whole") == b"head" + first + b"\x00" * 7 + second
+    store.compose("again", [ObjectPart("parts/b", 100)] * 3)
+    assert store.read("again") == second * 3
+
+
+def test_compose_refuses_an_object_of_the_wrong_size_and_writes_nothing(store: Store) -> None:
+    store.write("parts/a", b"12345")
+    with pytest.raises(StorageError, match=r"parts/a holds 5 bytes, expected 6"):
+        store.compose("whole", [b"x", ObjectPart("parts/a", 6)])
+    assert not store.exists("whole")
+    assert uploads_in_progress(store) == []
+
+
+def test_compose_of_a_missing_object_names_it_and_writes_nothing(store: Store) -> None:
+    with pytest.raises(StorageError, match="parts/none"):
+        store.compose("whole", [b"x", ObjectPart("parts/none", 1)])
+    assert not store.exists("whole")
+
+
 def test_open_read_streams_the_object_in_pieces(store: Store) -> None:
     data = payload(3 * MiB + 7, seed=2)
     store.write("chunks/d/000001.pcm", data)
@@ -224,6 +253,23 @@ def test_a_key_escaping_the_root_is_refused(store: Store, key: str) -> None:
 
 
 # -- S3 specifics ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel", ["refuses", "absent"])
+def test_a_local_compose_copies_plainly_where_the_kernel_cannot(
+    local_store: Store, monkeypatch: pytest.MonkeyPatch, kernel: str
+) -> None:
+    def refuse(*_: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    if kernel == "refuses":
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    else:
+        monkeypatch.delattr(os, "copy_file_range")
+    data = payload(9 * MiB, seed=3)  # more than one copy block
+    local_store.write("parts/a", data)
+    local_store.compose("whole", [b"h", ObjectPart("parts/a", len(data))])
+    assert local_store.read("whole") == b"h" + data
 
 
 def test_an_s3_store_keeps_its_keys_under_its_prefix(s3_store: S3Store) -> None:

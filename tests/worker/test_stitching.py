@@ -57,18 +57,9 @@ def test_stitched_length_is_the_sum_of_parts_plus_gaps(
         assert after.start == before.end + before.gap  # monotonic, no overlap
 
 
-def test_stream_yields_each_chunk_then_its_silence() -> None:
-    chunks = _chunks([BreakKind.SENTENCE, BreakKind.END])
-    placed = stitching.layout(chunks, [2, 3], sample_rate=1000, pauses=Pauses(sentence_ms=2))
-    audio = {0: [b"\x01\x00\x02\x00"], 1: [b"\x03\x00", b"\x04\x00\x05\x00"]}
-    out = b"".join(stitching.stream(placed, lambda i: audio[i]))
-    assert out == b"\x01\x00\x02\x00" + b"\x00" * 4 + b"\x03\x00\x04\x00\x05\x00"
-
-
-def test_a_chunk_shorter_than_its_record_is_an_error() -> None:
-    placed = stitching.layout(_chunks([BreakKind.END]), [4], sample_rate=1000, pauses=Pauses())
-    with pytest.raises(JobError, match="holds 2 bytes, expected 8"):
-        b"".join(stitching.stream(placed, lambda _: [b"\x00\x00"]))
+def test_silence_is_zero_samples_of_the_sample_width() -> None:
+    assert stitching.silence(3) == b"\x00" * 6
+    assert stitching.silence(0) == b""
 
 
 def test_chunks_with_different_sample_rates_are_refused() -> None:

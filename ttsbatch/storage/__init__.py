@@ -7,12 +7,13 @@ Writes are atomic: a reader sees a whole object or none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ttsbatch.errors import ConfigError
+from ttsbatch.errors import ConfigError, StorageError
 
 
 class Writer(Protocol):
@@ -21,6 +22,27 @@ class Writer(Protocol):
     def write(self, data: bytes, /) -> int:
         """Append ``data``; return the number of bytes taken."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectPart:
+    """A stored object to copy whole into a composed object; ``size`` is checked."""
+
+    key: str
+    size: int
+
+
+#: A piece of a composed object: literal bytes, or a stored object.
+Part = bytes | ObjectPart
+
+
+def check_part_size(part: ObjectPart, got: int) -> None:
+    """Raise if an object copied into a composition was not the size expected of it."""
+    if got != part.size:
+        raise StorageError(
+            f"{part.key} holds {got} bytes, expected {part.size}; it was changed or cut short",
+            key=part.key,
+        )
 
 
 class Store(Protocol):
@@ -50,6 +72,18 @@ class Store(Protocol):
 
     def open_write(self, key: str) -> AbstractContextManager[Writer]:
         """Stream an object into ``key``; it appears only when the block exits cleanly."""
+        ...
+
+    def compose(self, key: str, parts: Sequence[Part]) -> None:
+        """Write ``key`` as the concatenation of ``parts``, atomically.
+
+        This is how a document's audio is stitched: chunk objects with pauses
+        between them. A local folder copies the files inside the kernel; S3
+        fetches the objects a few ahead while the result is uploaded.
+
+        Raises:
+            StorageError: if a part is missing or not the size it should be.
+        """
         ...
 
     def size(self, key: str) -> int:

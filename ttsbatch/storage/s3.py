@@ -33,7 +33,7 @@ import shutil
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypedDict, cast
@@ -50,8 +50,9 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ttsbatch.errors import ConfigError, StorageError
-from ttsbatch.storage import Writer
+from ttsbatch.storage import ObjectPart, Part, Writer, check_part_size
 from ttsbatch.storage.files import temp_beside
+from ttsbatch.storage.readahead import read_ahead
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -242,6 +243,22 @@ class S3Store:
             writer.abort()
             raise
         writer.finish()
+
+    def compose(self, key: str, parts: Sequence[Part]) -> None:
+        """Upload ``key`` as the concatenation of ``parts``, fetching objects a few ahead.
+
+        (S3's server-side UploadPartCopy cannot help: chunk objects are far
+        smaller than its 5 MiB minimum part.)
+        """
+        objects = read_ahead(self.read, [p.key for p in parts if isinstance(p, ObjectPart)])
+        with self.open_write(key) as sink:
+            for part in parts:
+                if isinstance(part, ObjectPart):
+                    data = next(objects)
+                    check_part_size(part, len(data))
+                    sink.write(data)
+                else:
+                    sink.write(part)
 
     def size(self, key: str) -> int:
         """Return the size in bytes of the object at ``key``."""
