@@ -36,7 +36,8 @@ from scheduler.ingest import ingest_file  # noqa: E402
 from scheduler.planning import plan_job, write_plan  # noqa: E402
 from ttsbatch import keys  # noqa: E402
 from ttsbatch.local import run_local  # noqa: E402
-from ttsbatch.models import AudioFormat, EngineSpec, JobOptions  # noqa: E402
+from ttsbatch.models import AudioFormat, EngineSpec, JobOptions, JobStatus, Manifest  # noqa: E402
+from ttsbatch.reporting import Progress  # noqa: E402
 from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
 
@@ -123,6 +124,20 @@ def scaled_job(root: Path, source_job: str, factor: int, book: Path) -> str:
     return manifest.job_id
 
 
+class PhaseClock(Progress):
+    """Notes when synthesis starts and when stitching starts."""
+
+    def __init__(self) -> None:
+        self.synthesis = self.stitching = 0.0
+
+    def start(self, manifest: Manifest, done: int, total: int) -> None:
+        self.synthesis = time.perf_counter()
+
+    def stage(self, status: JobStatus) -> None:
+        if status is JobStatus.STITCHING:
+            self.stitching = time.perf_counter()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -147,6 +162,7 @@ def main() -> None:
         )
 
         store = LocalStore(work / "store")
+        clock = PhaseClock()
         started = time.perf_counter()
         manifest = run_local(
             [ingest_file(book)],
@@ -154,12 +170,20 @@ def main() -> None:
             store=store,
             settings=Settings(),
             jobs=args.jobs,
+            progress=clock,
             keep_chunks=True,
         )
-        pipe_seconds = time.perf_counter() - started
+        finished = time.perf_counter()
+        pipe_seconds = finished - started
+        synth_seconds = clock.stitching - clock.synthesis
         print(
             f"full pipeline: {pipe_seconds:7.1f} s  (ingest+split+synth+store+stitch)  "
             f"efficiency {raw_seconds / pipe_seconds:.2f} of the raw engine"
+        )
+        print(
+            f"  of which:    {clock.synthesis - started:7.1f} s ingest+plan, "
+            f"{synth_seconds:.1f} s synthesis+store ({raw_seconds / synth_seconds:.2f} of raw), "
+            f"{finished - clock.stitching:.1f} s stitch"
         )
 
         for factor in (1, 4):

@@ -16,7 +16,6 @@ import ipaddress
 import json
 import logging
 import socket
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 import httpx
 
+from scheduler.periodic import Periodic
 from ttsbatch.errors import InputError
 from ttsbatch.models import JobStatus
 from ttsbatch.state import TERMINAL
@@ -170,29 +170,18 @@ class WebhookNotifier:
         self.client = client or httpx.Client(timeout=10.0, follow_redirects=False)
         self.resolve = resolve
         self.sleep = sleep
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watch = Periodic("webhooks", self.run_once, interval)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook")
 
     def start(self) -> None:
         """Start watching in a daemon thread."""
-        self._thread = threading.Thread(target=self._loop, name="webhooks", daemon=True)
-        self._thread.start()
+        self._watch.start()
 
     def stop(self) -> None:
         """Stop watching; calls in flight finish."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._watch.stop()
         self._pool.shutdown(wait=True)
         self.client.close()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("webhook watcher")
 
     def run_once(self, *, wait: bool = False) -> int:
         """Call the webhooks of every job that ended since the last look; return how many."""

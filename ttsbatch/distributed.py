@@ -28,7 +28,7 @@ from ttsbatch.messages import chunk_id
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
-from ttsbatch.state import JobSnapshot, JobState, mark_manifest
+from ttsbatch.state import TERMINAL, JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store, open_store
 
 #: Seconds between two looks at the job's state.
@@ -274,6 +274,25 @@ def redispatch_missing(cluster: Cluster, manifest: Manifest) -> int:
     return dispatch_chunks(cluster.producer, messages)
 
 
+def rescue_stalled(cluster: Cluster, *, stall_after: float = STALL_AFTER) -> dict[str, int]:
+    """Re-send the missing chunks of every running job stalled for ``stall_after`` s.
+
+    For jobs nobody follows (submitted over the API): the API runs this
+    periodically. Ended or vanished jobs leave the active list here.
+
+    Returns:
+        ``{job_id: chunks sent}`` for each job rescued.
+    """
+    rescued: dict[str, int] = {}
+    for job_id in cluster.state.active_jobs():
+        status = cluster.state.status(job_id)
+        if status is None or status in TERMINAL:
+            cluster.state.forget_active(job_id)
+        elif cluster.state.claim_rescue(job_id, stall_after):
+            rescued[job_id] = redispatch_missing(cluster, load_manifest(cluster.store, job_id))
+    return rescued
+
+
 def follow(
     cluster: Cluster,
     manifest: Manifest,
@@ -299,12 +318,9 @@ def follow(
     deadline = None if timeout is None else time.monotonic() + timeout
     cursor = 0
     stitching = False
-    last_progress = time.monotonic()
     while True:
         events = cluster.state.events(job_id, cursor)
         cursor += len(events)
-        if events:
-            last_progress = time.monotonic()
         for event in events:
             chars = spans.get(event.chunk, 0)
             progress.advance(
@@ -330,10 +346,8 @@ def follow(
             raise JobError(f"job {job_id} failed: {reasons}", job_id=job_id)
         if snapshot.status is JobStatus.CANCELLED:
             raise JobError(f"job {job_id} was cancelled", job_id=job_id)
-        stalled = time.monotonic() - last_progress > stall_after
-        if stalled and snapshot.status is not JobStatus.STITCHING:
+        if cluster.state.claim_rescue(job_id, stall_after):
             redispatch_missing(cluster, manifest)
-            last_progress = time.monotonic()
         if deadline is not None and time.monotonic() > deadline:
             raise JobError(
                 f"job {job_id} still {snapshot.status} after {timeout:g} s"

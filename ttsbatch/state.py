@@ -57,6 +57,8 @@ if ARGV[1] ~= '' then
     redis.call('HINCRBYFLOAT', KEYS[1], 'audio_seconds', ARGV[3])
     redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
     redis.call('HDEL', KEYS[4], ARGV[1])
+    local now = redis.call('TIME')
+    redis.call('HSET', KEYS[1], 'progress_at', now[1] .. '.' .. string.format('%06d', now[2]))
   end
 end
 local done = redis.call('SCARD', KEYS[2])
@@ -105,6 +107,20 @@ end
 return 0
 """
 )
+
+# KEYS: job. ARGV: seconds without progress. Claims the rescue of a running job
+# that has stored no chunk for that long (by Redis's clock, so followers on other
+# machines agree) and restarts its wait. Returns 1 for the one caller that claims it.
+_CLAIM_RESCUE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[1], 'progress_at'))
+  or tonumber(redis.call('HGET', KEYS[1], 'started_at'))
+local now = redis.call('TIME')
+local seconds = tonumber(now[1]) + tonumber(now[2]) / 1e6
+if last and seconds - last < tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'progress_at', now[1] .. '.' .. string.format('%06d', now[2]))
+return 1
+"""
 
 # KEYS: lock. ARGV: owner, ttl ms. Renew only a lock we still own.
 _RENEW = """
@@ -206,6 +222,7 @@ class JobState:
         self._fail_chunk = client.register_script(_FAIL_CHUNK)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._claim_rescue = client.register_script(_CLAIM_RESCUE)
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "ttsbatch") -> JobState:
@@ -214,6 +231,10 @@ class JobState:
 
     def _key(self, job_id: str, part: str = "") -> str:
         return f"{self.namespace}:job:{job_id}{':' + part if part else ''}"
+
+    @property
+    def _active(self) -> str:
+        return f"{self.namespace}:active"
 
     def _all_keys(self, job_id: str) -> list[str]:
         return [self._key(job_id, part) for part in ("", "done", "events", "errors", "failed")]
@@ -255,6 +276,7 @@ class JobState:
         pipe.hset(self._key(job_id), mapping=fields)
         if done:
             pipe.sadd(self._key(job_id, "done"), *done)
+        pipe.sadd(self._active, job_id)
         pipe.execute()
         snapshot = self.snapshot(job_id)
         assert snapshot is not None  # noqa: S101 - written just above, in one transaction
@@ -411,6 +433,24 @@ class JobState:
     def done_chunks(self, job_id: str) -> set[str]:
         """Return the ids of the chunks counted as stored."""
         return set(cast("Iterable[str]", self.client.smembers(self._key(job_id, "done"))))
+
+    # -- stalled jobs --------------------------------------------------------
+
+    def active_jobs(self) -> list[str]:
+        """Return the ids of jobs set up and not yet seen ended by :meth:`forget_active`."""
+        return sorted(cast("Iterable[str]", self.client.smembers(self._active)))
+
+    def forget_active(self, job_id: str) -> None:
+        """Drop an ended (or vanished) job from :meth:`active_jobs`."""
+        self.client.srem(self._active, job_id)
+
+    def claim_rescue(self, job_id: str, stall_after: float) -> bool:
+        """Claim re-sending a running job's missing chunks after ``stall_after`` s without progress.
+
+        Of several followers (CLI, API replicas) asking at once, one wins, and
+        the job's wait starts again, so each stall is rescued once.
+        """
+        return bool(self._claim_rescue(keys=[self._key(job_id)], args=[stall_after]))
 
     # -- the finalize lock -------------------------------------------------
 

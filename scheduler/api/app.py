@@ -27,12 +27,17 @@ from scheduler.api.routes import health, jobs, runs, schedules
 from scheduler.api.routes.common import too_large
 from scheduler.api.schemas import JobRequest, JobSpec, Problem, RunRequest
 from scheduler.api.service import Services
+from scheduler.periodic import Periodic
 from scheduler.schedules import create_beat_app
 from scheduler.webhooks import WebhookNotifier
-from ttsbatch import __version__
+from ttsbatch import __version__, distributed
+from ttsbatch.distributed import Cluster
 from ttsbatch.errors import InputError, StorageError, TtsBatchError
 from ttsbatch.settings import Settings
 from ttsbatch.storage import Store
+
+#: Seconds between two looks for stalled jobs.
+RESCUE_INTERVAL = 30.0
 
 DESCRIPTION = """Batch text-to-speech: submit documents or corpora, follow them, collect audio
 with a word-level timeline. Every route but health and metrics needs
@@ -47,6 +52,7 @@ def create_app(
     redis: redis.Redis | None = None,
     celery: Celery | None = None,
     notify_webhooks: bool = True,
+    rescue_stalled: bool = True,
 ) -> FastAPI:
     """Return the API app; nothing connects until the first request.
 
@@ -56,19 +62,30 @@ def create_app(
         redis: a client with ``decode_responses=True`` (default: ``settings.redis_url``).
         celery: the producer that sends chunk tasks (default: one on ``settings.redis_url``).
         notify_webhooks: run the webhook notifier in this process.
+        rescue_stalled: re-send, every :data:`RESCUE_INTERVAL` seconds, the
+            missing chunks of jobs stalled for ``STALL_AFTER`` (see
+            :func:`ttsbatch.distributed.rescue_stalled`); several API replicas
+            agree through Redis on who rescues a job.
     """
     services = Services.connect(settings, store=store, client=redis, producer=celery)
-    notifier = WebhookNotifier(services) if notify_webhooks else None
+    background: list[WebhookNotifier | Periodic] = []
+    if notify_webhooks:
+        background.append(WebhookNotifier(services))
+    if rescue_stalled:
+        cluster = Cluster(store=services.store, state=services.state, producer=services.producer)
+        background.append(
+            Periodic("rescue-stalled", lambda: distributed.rescue_stalled(cluster), RESCUE_INTERVAL)
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if notifier is not None:
-            notifier.start()
+        for task in background:
+            task.start()
         try:
             yield
         finally:
-            if notifier is not None:
-                notifier.stop()
+            for task in background:
+                task.stop()
 
     app = FastAPI(
         title="ttsbatch",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -179,3 +180,35 @@ def test_a_job_whose_chunks_are_all_stored_is_claimed_for_finalize_once(state: J
     state.init(manifest_of(1), {"book/000000": 1.0})
     assert state.claim_finalize("job1", "resume-1").last
     assert not state.claim_finalize("job1", "resume-2").last
+
+
+def test_a_running_job_is_rescued_only_after_the_stall_and_by_one_caller(state: JobState) -> None:
+    state.init(manifest_of(3))
+    assert state.active_jobs() == ["job1"]
+    assert not state.claim_rescue("job1", 60)  # just started
+    time.sleep(0.3)
+    winners = []
+
+    def claim() -> None:
+        if state.claim_rescue("job1", 0.2):
+            winners.append(1)
+
+    threads = [threading.Thread(target=claim) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(winners) == 1  # and the wait started again
+    time.sleep(0.3)
+    state.mark_done(
+        "job1", "book/000000", chars=10, audio_seconds=1, synthesized=True, claimant="a"
+    )
+    assert not state.claim_rescue("job1", 0.2)  # a stored chunk is progress
+
+
+def test_only_a_running_job_is_rescued_and_ended_ones_can_be_forgotten(state: JobState) -> None:
+    state.init(manifest_of(2))
+    state.finish("job1", JobStatus.CANCELLED)
+    assert not state.claim_rescue("job1", 0)
+    state.forget_active("job1")
+    assert state.active_jobs() == []

@@ -43,7 +43,7 @@ def make_app(redis_db_url: str, local_store: LocalStore) -> Callable[..., FastAP
     def make(store: Store | None = None, **api: Any) -> FastAPI:
         chosen = store or local_store
         settings = api_settings(redis_db_url, chosen.url, **api)
-        return create_app(settings, store=chosen, notify_webhooks=False)
+        return create_app(settings, store=chosen, notify_webhooks=False, rescue_stalled=False)
 
     return make
 

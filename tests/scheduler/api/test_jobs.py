@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
+from scheduler.api import create_app
 from ttsbatch import keys
 from ttsbatch.models import JobStatus
 from ttsbatch.storage.local import LocalStore
 
-from .conftest import AUTH_A, AUTH_B
+from .conftest import AUTH_A, AUTH_B, api_settings
 
 TEXT = "It was a bright cold day in April. The clocks were striking thirteen."
 
@@ -167,3 +169,13 @@ def test_a_job_that_succeeded_lists_its_files_with_sizes_checksums_and_urls(
     assert body.status_code == 200 and body.content == b"RIFF-fake"
     events = client.get(f"/v1/jobs/{job['id']}/events", headers=AUTH_A)
     assert events.text.startswith("event: end\n") and '"succeeded"' in events.text
+
+
+def test_the_api_watches_for_stalled_jobs_while_it_runs(
+    redis_db_url: str, local_store: LocalStore
+) -> None:
+    settings = api_settings(redis_db_url, local_store.url)
+    app = create_app(settings, store=local_store, notify_webhooks=False)
+    with TestClient(app):
+        assert "rescue-stalled" in {thread.name for thread in threading.enumerate()}
+    assert "rescue-stalled" not in {thread.name for thread in threading.enumerate()}
