@@ -8,7 +8,7 @@ Running it twice writes the same bytes again: it is safe to repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ttsbatch import keys
@@ -16,18 +16,27 @@ from ttsbatch.errors import JobError, StorageError
 from ttsbatch.models import (
     AudioFormat,
     ChunkRecord,
+    ChunkSpan,
     DocumentPlan,
     JobStatus,
     Manifest,
     SourceInfo,
-    TimedWord,
+    Timestamps,
     TimingSource,
 )
-from ttsbatch.storage import ObjectPart, Part, Store
+from ttsbatch.storage import ObjectPart, Part, Store, Writer
 from ttsbatch.storage.readahead import read_ahead
 from worker import stitching, subtitles
 from worker.stitching import SAMPLE_WIDTH, Placement
-from worker.timeline import document_timing, stream_json, timed_words, timeline_head
+from worker.timeline import (
+    JSON_END,
+    document_timing,
+    json_start,
+    timed_chunk,
+    timed_words,
+    timeline_head,
+    word_line,
+)
 from worker.wav import wav_header
 
 
@@ -112,6 +121,51 @@ def _audio_parts(
     return parts
 
 
+def document_head(
+    plan: DocumentPlan, placements: Sequence[Placement], rate: int, kinds: Iterable[TimingSource]
+) -> Timestamps:
+    """Return the document's timestamps file without its words (chapters, chunks, totals)."""
+    return timeline_head(
+        chunks=plan.chunks,
+        placements=placements,
+        chapters=plan.chapters,
+        sample_rate=rate,
+        source=SourceInfo(
+            name=plan.source_name, sha256=plan.source_sha256, text_file=f"{plan.name}.source.txt"
+        ),
+        timing=document_timing(kinds),
+    )
+
+
+class ChunkTexts:
+    """Writes a document's words (the timestamps' array), SRT and WebVTT, chunk by chunk in order.
+
+    Both executors use it: finalize over stored records, and the local
+    executor as each chunk arrives.
+    """
+
+    def __init__(self, text: str, rate: int, *, words: Writer, srt: Writer, vtt: Writer) -> None:
+        self.text = text
+        self.rate = rate
+        self.words, self.srt, self.vtt = words, srt, vtt
+        self.cues = 0
+        self.first_word = True
+        vtt.write(subtitles.VTT_HEADER.encode())
+
+    def add(self, chunk: ChunkSpan, place: Placement, record: ChunkRecord) -> None:
+        """Write the words and subtitle cues of the next chunk."""
+        words = timed_words(chunk, record, place, self.rate)
+        timed = timed_chunk(chunk, place, self.rate)
+        for cue in subtitles.chunk_cues(chunk, timed, words, self.text):
+            separator = "\n" if self.cues else ""
+            self.cues += 1
+            self.srt.write((separator + subtitles.srt_block(self.cues, cue)).encode())
+            self.vtt.write((separator + subtitles.vtt_block(cue)).encode())
+        for word in words:
+            self.words.write(word_line(word, first=self.first_word))
+            self.first_word = False
+
+
 def _write_timeline(
     store: Store,
     manifest: Manifest,
@@ -123,42 +177,18 @@ def _write_timeline(
     outputs: dict[str, str],
 ) -> None:
     """Write the timestamps JSON, SRT and WebVTT, reading the chunk records once more."""
-    job_id = manifest.job_id
     text = store.read(outputs["source"]).decode()
-    head = timeline_head(
-        chunks=plan.chunks,
-        placements=placements,
-        chapters=plan.chapters,
-        sample_rate=rate,
-        source=SourceInfo(
-            name=plan.source_name, sha256=plan.source_sha256, text_file=f"{plan.name}.source.txt"
-        ),
-        timing=document_timing(kinds),
-    )
+    records = _records(store, manifest.job_id, plan)
     with (
         store.open_write(outputs["timestamps"]) as json_sink,
         store.open_write(outputs["srt"]) as srt_sink,
         store.open_write(outputs["vtt"]) as vtt_sink,
     ):
-        vtt_sink.write(subtitles.VTT_HEADER.encode())
-        cue_number = 0
-
-        def words_by_chunk() -> Iterator[list[TimedWord]]:
-            nonlocal cue_number
-            records = _records(store, job_id, plan)
-            for chunk, timed, place, record in zip(
-                plan.chunks, head.chunks, placements, records, strict=True
-            ):
-                words = timed_words(chunk, record, place, rate)
-                for cue in subtitles.chunk_cues(chunk, timed, words, text):
-                    separator = "\n" if cue_number else ""
-                    cue_number += 1
-                    srt_sink.write((separator + subtitles.srt_block(cue_number, cue)).encode())
-                    vtt_sink.write((separator + subtitles.vtt_block(cue)).encode())
-                yield words
-
-        for piece in stream_json(head, words_by_chunk()):
-            json_sink.write(piece)
+        json_sink.write(json_start(document_head(plan, placements, rate, kinds)))
+        texts = ChunkTexts(text, rate, words=json_sink, srt=srt_sink, vtt=vtt_sink)
+        for chunk, place, record in zip(plan.chunks, placements, records, strict=True):
+            texts.add(chunk, place, record)
+        json_sink.write(JSON_END)
 
 
 def finalize_job(store: Store, manifest: Manifest, *, keep_chunks: bool = False) -> Manifest:

@@ -116,19 +116,33 @@ def timeline_head(
     )
 
 
-def stream_json(head: Timestamps, words: Iterable[Sequence[TimedWord]]) -> Iterator[bytes]:
-    """Yield the timestamps file as JSON: ``head`` with ``words`` spliced in, one per line."""
+#: The end of a timestamps file, after its last word.
+JSON_END = b"\n]}\n"
+
+
+def json_start(head: Timestamps) -> bytes:
+    """Return the timestamps file up to its first word: ``head`` with ``"words":[`` open."""
     text = head.model_dump_json(by_alias=True)
     empty = '"words":[]}'
     if not text.endswith(empty):  # the splice relies on `words` being the last field
         raise AssertionError("Timestamps.words must be the model's last field")
-    yield text[: -len(empty)].encode() + b'"words":['
-    separator = b"\n"
+    return text[: -len(empty)].encode() + b'"words":['
+
+
+def word_line(word: TimedWord, *, first: bool) -> bytes:
+    """Return one word of the ``words`` array, with the separator before it."""
+    return (b"\n" if first else b",\n") + word.model_dump_json().encode()
+
+
+def stream_json(head: Timestamps, words: Iterable[Sequence[TimedWord]]) -> Iterator[bytes]:
+    """Yield the timestamps file as JSON: ``head`` with ``words`` spliced in, one per line."""
+    yield json_start(head)
+    first = True
     for group in words:
         for word in group:
-            yield separator + word.model_dump_json().encode()
-            separator = b",\n"
-    yield b"\n]}\n"
+            yield word_line(word, first=first)
+            first = False
+    yield JSON_END
 
 
 def build_timestamps(
