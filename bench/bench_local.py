@@ -5,12 +5,12 @@ Not a test: run it by hand and read the numbers.
     .venv/bin/python bench/bench_local.py [BOOK] [--jobs N]
 
 1. Throughput: ``ttsbatch synth``'s whole pipeline (ingest, split, synthesise,
-   store, stitch, timeline, subtitles) on BOOK against the raw espeak engine
-   alone on the same chunks with the same number of processes — the limit on
-   this machine.
-2. Stitch memory: peak RSS of a process that finalizes the job (streams every
-   chunk into the WAV and writes the timeline), for the book and for a job four
-   times as long; it must stay flat.
+   assemble audio, timeline and subtitles in order, publish) on BOOK against
+   the raw espeak engine alone on the same chunks with the same number of
+   processes — the limit on this machine.
+2. Stitch memory: peak RSS of a process that finalizes a stored job the way a
+   worker does (streams every chunk object into the audio and writes the
+   timeline), for the book and for a job four times as long; it must stay flat.
 
 BOOK defaults to ../shared/corpus/pride-and-prejudice.txt when present.
 """
@@ -36,10 +36,20 @@ from scheduler.ingest import ingest_file  # noqa: E402
 from scheduler.planning import plan_job, write_plan  # noqa: E402
 from ttsbatch import keys  # noqa: E402
 from ttsbatch.local import run_local  # noqa: E402
-from ttsbatch.models import AudioFormat, EngineSpec, JobOptions, JobStatus, Manifest  # noqa: E402
+from ttsbatch.models import (  # noqa: E402
+    AudioFormat,
+    ChunkRecord,
+    EngineSpec,
+    JobOptions,
+    JobStatus,
+    Manifest,
+)
 from ttsbatch.reporting import Progress  # noqa: E402
 from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
+from worker import stitching  # noqa: E402
+from worker.stitching import SAMPLE_WIDTH  # noqa: E402
+from worker.wav import HEADER_SIZE  # noqa: E402
 
 _engine = None
 
@@ -67,7 +77,7 @@ def raw_engine(texts: list[str], jobs: int) -> tuple[float, int]:
 
 
 FINALIZE = """
-import resource, sys, time
+import sys, time
 from ttsbatch import keys
 from ttsbatch.models import Manifest
 from ttsbatch.storage.local import LocalStore
@@ -77,7 +87,10 @@ manifest = Manifest.model_validate_json(store.read(keys.manifest_key(sys.argv[2]
 started = time.perf_counter()
 finalize_job(store, manifest, keep_chunks=True)
 elapsed = time.perf_counter() - started
-print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# Not ru_maxrss: Linux carries it over from the parent across fork and exec,
+# so it would report the bench's own size. VmHWM is this process's peak.
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(elapsed, status)
 """
 
 
@@ -93,9 +106,23 @@ def finalize_in_child(root: Path, job_id: str) -> tuple[float, int]:
     return float(out[0]), int(out[1])
 
 
-def scaled_job(root: Path, source_job: str, factor: int, book: Path) -> str:
-    """Make a job ``factor`` times the book by reusing its stored chunks."""
+def stored_job(root: Path, local: Manifest, factor: int, book: Path) -> str:
+    """Store a job of ``factor`` times the book the way workers do, for finalize to stitch.
+
+    The local executor stores no chunk objects (it assembles the audio as
+    chunks arrive), so chunk ``j`` of the new job is cut from the local run's
+    WAV (chunk ``j mod n``'s samples) once, then hard-linked.
+    """
     store = LocalStore(root)
+    source = local.documents[0]
+    journal = root / keys.assembly_key(local.job_id, source.doc, "records.jsonl")
+    records = [ChunkRecord.model_validate_json(line) for line in journal.read_bytes().splitlines()]
+    placements = stitching.layout(
+        source.chunks,
+        [r.samples for r in records],
+        sample_rate=records[0].sample_rate,
+        pauses=local.options.pauses,
+    )
     doc = ingest_file(book)
     big = doc.model_copy(update={"text": "\n\n".join([doc.text] * factor), "chapters": ()})
     # Raw PCM: four times a long book passes the 4 GiB limit of WAV.
@@ -104,23 +131,22 @@ def scaled_job(root: Path, source_job: str, factor: int, book: Path) -> str:
     )
     manifest = write_plan(store, plan_job([big], options, job_id=f"x{factor}"), [big])
     plan = manifest.documents[0]
-    small = sorted(k for k in store.list(f"jobs/{source_job}/chunks/") if k.endswith(".json"))
-    for chunk in plan.chunks:
-        src = small[chunk.index % len(small)].removesuffix(".json")
-        for ext in ("json", "pcm"):
-            dst = root / (keys.chunk_json_key if ext == "json" else keys.chunk_pcm_key)(
-                manifest.job_id, plan.doc, chunk.index
+    first = keys.chunk_pcm_key("x1", plan.doc, 0) if factor > 1 else None
+    with (root / keys.output_key(local.job_id, source.doc, "wav")).open("rb") as wav:
+        for chunk in plan.chunks:
+            n = chunk.index % len(records)
+            pcm = root / keys.chunk_pcm_key(manifest.job_id, plan.doc, chunk.index)
+            pcm.parent.mkdir(parents=True, exist_ok=True)
+            if first is not None:
+                os.link(root / keys.chunk_pcm_key("x1", source.doc, n), pcm)
+            else:
+                wav.seek(HEADER_SIZE + placements[n].start * SAMPLE_WIDTH)
+                pcm.write_bytes(wav.read(records[n].samples * SAMPLE_WIDTH))
+            record = records[n].model_copy(update={"index": chunk.index})
+            store.write(
+                keys.chunk_json_key(manifest.job_id, plan.doc, chunk.index),
+                record.model_dump_json(by_alias=True).encode(),
             )
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.link(root / f"{src}.{ext}", dst)
-    # The records' chunk indexes must match the plan's: rewrite the JSON index.
-    for chunk in plan.chunks:
-        key = keys.chunk_json_key(manifest.job_id, plan.doc, chunk.index)
-        data = store.read(key).decode()
-        head, _, tail = data.partition('"index":')
-        rest = tail[tail.index(",") :]
-        (root / key).unlink()
-        store.write(key, f'{head}"index":{chunk.index}{rest}'.encode())
     return manifest.job_id
 
 
@@ -177,21 +203,17 @@ def main() -> None:
         pipe_seconds = finished - started
         synth_seconds = clock.stitching - clock.synthesis
         print(
-            f"full pipeline: {pipe_seconds:7.1f} s  (ingest+split+synth+store+stitch)  "
+            f"full pipeline: {pipe_seconds:7.1f} s  (ingest+split+synth+assemble+publish)  "
             f"efficiency {raw_seconds / pipe_seconds:.2f} of the raw engine"
         )
         print(
             f"  of which:    {clock.synthesis - started:7.1f} s ingest+plan, "
-            f"{synth_seconds:.1f} s synthesis+store ({raw_seconds / synth_seconds:.2f} of raw), "
-            f"{finished - clock.stitching:.1f} s stitch"
+            f"{synth_seconds:.1f} s synthesis+assembly ({raw_seconds / synth_seconds:.2f} of raw), "
+            f"{finished - clock.stitching:.1f} s to finish"
         )
 
         for factor in (1, 4):
-            job = (
-                manifest.job_id
-                if factor == 1
-                else scaled_job(work / "store", manifest.job_id, factor, book)
-            )
+            job = stored_job(work / "store", manifest, factor, book)
             seconds, rss_kib = finalize_in_child(work / "store", job)
             size = sum(
                 p.stat().st_size

@@ -6,6 +6,9 @@
     jobs/<job_id>/chunks/<doc>/<n:06d>.pcm
     jobs/<job_id>/chunks/<doc>/<n:06d>.json
     jobs/<job_id>/out/<doc>.<ext>     wav, pcm, timestamps.json, source.txt, srt, vtt
+    jobs/<job_id>/assembly/<doc>/     the local executor's outputs in the making:
+                                      audio.part, records.jsonl (its chunk records in
+                                      order), words.part, srt.part, vtt.part
 """
 
 from __future__ import annotations
@@ -39,3 +42,8 @@ def chunk_json_key(job_id: str, doc: str, index: int) -> str:
 def output_key(job_id: str, doc: str, suffix: str) -> str:
     """Return the key of a document output, e.g. ``suffix='timestamps.json'``."""
     return f"jobs/{job_id}/out/{doc}.{suffix}"
+
+
+def assembly_key(job_id: str, doc: str, name: str) -> str:
+    """Return the key of a file of the local executor's in-order assembly of ``doc``."""
+    return f"jobs/{job_id}/assembly/{doc}/{name}"

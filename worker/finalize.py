@@ -85,13 +85,7 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
     )
 
     fmt = manifest.options.audio_format
-    outputs = {
-        "audio": keys.output_key(job_id, plan.doc, fmt.value),
-        "source": keys.output_key(job_id, plan.doc, "source.txt"),
-        "timestamps": keys.output_key(job_id, plan.doc, "timestamps.json"),
-        "srt": keys.output_key(job_id, plan.doc, "srt"),
-        "vtt": keys.output_key(job_id, plan.doc, "vtt"),
-    }
+    outputs = output_keys(job_id, plan, fmt)
     header = (
         wav_header(stitching.total_samples(placements), rate) if fmt is AudioFormat.WAV else b""
     )
@@ -106,6 +100,17 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
         )
         audio.result()
     return outputs
+
+
+def output_keys(job_id: str, plan: DocumentPlan, fmt: AudioFormat) -> dict[str, str]:
+    """Return a document's outputs as ``{kind: key}``: audio, source, timestamps, srt, vtt."""
+    return {
+        "audio": keys.output_key(job_id, plan.doc, fmt.value),
+        "source": keys.output_key(job_id, plan.doc, "source.txt"),
+        "timestamps": keys.output_key(job_id, plan.doc, "timestamps.json"),
+        "srt": keys.output_key(job_id, plan.doc, "srt"),
+        "vtt": keys.output_key(job_id, plan.doc, "vtt"),
+    }
 
 
 def _audio_parts(
@@ -198,13 +203,21 @@ def finalize_job(store: Store, manifest: Manifest, *, keep_chunks: bool = False)
         The manifest as written, with its outputs.
     """
     outputs = {plan.doc: finalize_document(store, manifest, plan) for plan in manifest.documents}
+    done = write_succeeded(store, manifest, outputs)
+    if not keep_chunks:
+        for plan in manifest.documents:
+            store.delete(list(store.list(keys.chunk_prefix(manifest.job_id, plan.doc))))
+    return done
+
+
+def write_succeeded(
+    store: Store, manifest: Manifest, outputs: dict[str, dict[str, str]]
+) -> Manifest:
+    """Rewrite the manifest as ``succeeded`` with each document's outputs; return it."""
     done = manifest.model_copy(
         update={"status": JobStatus.SUCCEEDED, "outputs": outputs, "error": None}
     )
     store.write(
         keys.manifest_key(manifest.job_id), done.model_dump_json(by_alias=True, indent=1).encode()
     )
-    if not keep_chunks:
-        for plan in manifest.documents:
-            store.delete(list(store.list(keys.chunk_prefix(manifest.job_id, plan.doc))))
     return done

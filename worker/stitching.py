@@ -61,10 +61,17 @@ def layout(
     placements: list[Placement] = []
     cursor = 0
     for chunk, count in zip(chunks, samples, strict=True):
-        gap = pause_samples(pauses.after(chunk.break_after), sample_rate)
-        placements.append(Placement(chunk.index, cursor, count, gap))
-        cursor += count + gap
+        placements.append(place(chunk, count, start=cursor, sample_rate=sample_rate, pauses=pauses))
+        cursor = placements[-1].end + placements[-1].gap
     return tuple(placements)
+
+
+def place(
+    chunk: ChunkSpan, samples: int, *, start: int, sample_rate: int, pauses: Pauses
+) -> Placement:
+    """Place one chunk of ``samples`` samples at ``start``, followed by its pause."""
+    gap = pause_samples(pauses.after(chunk.break_after), sample_rate)
+    return Placement(chunk.index, start, samples, gap)
 
 
 def total_samples(placements: Sequence[Placement]) -> int:

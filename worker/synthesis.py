@@ -52,6 +52,23 @@ def synthesize_chunk(
     existing = load_record(store, job_id, doc, index)
     if existing is not None:
         return existing, False
+    record, pcm = synthesize_record(engine, index=index, text=text, should_stop=should_stop)
+    store.write(keys.chunk_pcm_key(job_id, doc, index), pcm)
+    store.write(
+        keys.chunk_json_key(job_id, doc, index), record.model_dump_json(by_alias=True).encode()
+    )
+    return record, True
+
+
+def synthesize_record(
+    engine: Engine, *, index: int, text: str, should_stop: StopCheck | None = None
+) -> tuple[ChunkRecord, bytes]:
+    """Synthesise chunk ``index`` and return its record and PCM, storing nothing.
+
+    Raises:
+        ttsbatch.errors.EngineError: as classified by the engine; an implausibly
+            short result is a :class:`RetryableEngineError`.
+    """
     result = engine.synthesize(text, should_stop=should_stop)
     spoken = sum(ch.isalnum() for ch in text)
     minimum = spoken * MIN_SAMPLES_PER_CHAR_AT_1KHZ * result.sample_rate // 1000
@@ -69,8 +86,4 @@ def synthesize_chunk(
         words=result.words,
         engine=engine.name,
     )
-    store.write(keys.chunk_pcm_key(job_id, doc, index), result.pcm)
-    store.write(
-        keys.chunk_json_key(job_id, doc, index), record.model_dump_json(by_alias=True).encode()
-    )
-    return record, True
+    return record, result.pcm

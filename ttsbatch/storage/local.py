@@ -22,6 +22,14 @@ class LocalStore:
         self.root = root.resolve()
         self.url = str(self.root)
 
+    def path(self, key: str) -> Path:
+        """Return the file that holds (or would hold) ``key``.
+
+        Raises:
+            StorageError: if the key would escape the root.
+        """
+        return self._path(key)
+
     def _path(self, key: str) -> Path:
         # A lexical check: resolve() costs a syscall per path component per call.
         parts = key.split("/")
