@@ -161,14 +161,21 @@ class ChunkTexts:
         """Write the words and subtitle cues of the next chunk."""
         words = timed_words(chunk, record, place, self.rate)
         timed = timed_chunk(chunk, place, self.rate)
+        srt: list[str] = []
+        vtt: list[str] = []
         for cue in subtitles.chunk_cues(chunk, timed, words, self.text):
             separator = "\n" if self.cues else ""
             self.cues += 1
-            self.srt.write((separator + subtitles.srt_block(self.cues, cue)).encode())
-            self.vtt.write((separator + subtitles.vtt_block(cue)).encode())
-        for word in words:
-            self.words.write(word_line(word, first=self.first_word))
-            self.first_word = False
+            srt.append(separator + subtitles.srt_block(self.cues, cue))
+            vtt.append(separator + subtitles.vtt_block(cue))
+        self.srt.write("".join(srt).encode())
+        self.vtt.write("".join(vtt).encode())
+        if words:
+            lines = [word_line(word, first=False) for word in words]
+            if self.first_word:
+                lines[0] = word_line(words[0], first=True)
+                self.first_word = False
+            self.words.write(b"".join(lines))
 
 
 def _write_timeline(
