@@ -8,9 +8,10 @@ Not a test: run it by hand and read the numbers.
    assemble audio, timeline and subtitles in order, publish) on BOOK against
    the raw espeak engine alone on the same chunks with the same number of
    processes — the limit on this machine.
-2. Stitch memory: peak RSS of a process that finalizes a stored job the way a
-   worker does (streams every chunk object into the audio and writes the
-   timeline), for the book and for a job four times as long; it must stay flat.
+2. Stitch memory and speed, for the book and for a job four times as long, in
+   a fresh process each: ``assembly`` adds every chunk in order as the local
+   executor does (audio, words, subtitles, journal), ``finalize`` stitches
+   stored chunk objects as a worker does. Peak memory must stay flat.
 
 BOOK defaults to ../shared/corpus/pride-and-prejudice.txt when present.
 """
@@ -76,28 +77,45 @@ def raw_engine(texts: list[str], jobs: int) -> tuple[float, int]:
         return time.perf_counter() - started, samples
 
 
-FINALIZE = """
+# Run in a fresh process each: prints seconds and peak RSS (KiB). Not ru_maxrss:
+# Linux carries it over from the parent across fork and exec, so it would
+# report the bench's own size; VmHWM is the child's own peak.
+CHILD = """
 import sys, time
+from pathlib import Path
 from ttsbatch import keys
-from ttsbatch.models import Manifest
+from ttsbatch.models import ChunkRecord, Manifest
 from ttsbatch.storage.local import LocalStore
-from worker.finalize import finalize_job
-store = LocalStore(__import__("pathlib").Path(sys.argv[1]))
+store = LocalStore(Path(sys.argv[1]))
 manifest = Manifest.model_validate_json(store.read(keys.manifest_key(sys.argv[2])))
 started = time.perf_counter()
-finalize_job(store, manifest, keep_chunks=True)
+if sys.argv[3] == "finalize":
+    from worker.finalize import finalize_job
+    finalize_job(store, manifest, keep_chunks=True)
+else:
+    from ttsbatch.assembly import discard, open_assembly
+    plan = manifest.documents[0]
+    text = store.read(keys.output_key(manifest.job_id, plan.doc, "source.txt")).decode()
+    assembly = open_assembly(store, manifest, plan, text)
+    for chunk in plan.chunks:
+        json_key = keys.chunk_json_key(manifest.job_id, plan.doc, chunk.index)
+        pcm_key = keys.chunk_pcm_key(manifest.job_id, plan.doc, chunk.index)
+        assembly.add(ChunkRecord.model_validate_json(store.read(json_key)), store.read(pcm_key))
+    assembly.finish()
+    discard(store, manifest.job_id, plan, keep_journal=False)
 elapsed = time.perf_counter() - started
-# Not ru_maxrss: Linux carries it over from the parent across fork and exec,
-# so it would report the bench's own size. VmHWM is this process's peak.
-status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
-print(elapsed, status)
+print(elapsed, open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 """
 
 
-def finalize_in_child(root: Path, job_id: str) -> tuple[float, int]:
-    """Finalize a stored job in a fresh process; return (seconds, peak RSS KiB)."""
+def stitch_in_child(root: Path, job_id: str, how: str) -> tuple[float, int]:
+    """Stitch a stored job in a fresh process, by ``finalize`` or ``assembly``.
+
+    Returns:
+        Seconds taken and the process's peak RSS in KiB.
+    """
     out = subprocess.run(
-        [sys.executable, "-c", FINALIZE, str(root), job_id],
+        [sys.executable, "-c", CHILD, str(root), job_id, how],
         check=True,
         capture_output=True,
         text=True,
@@ -214,16 +232,17 @@ def main() -> None:
 
         for factor in (1, 4):
             job = stored_job(work / "store", manifest, factor, book)
-            seconds, rss_kib = finalize_in_child(work / "store", job)
-            size = sum(
-                p.stat().st_size
-                for p in (work / "store" / "jobs" / job / "out").iterdir()
-                if p.suffix in {".wav", ".pcm"}
-            )
-            print(
-                f"stitch {factor}x: {size / 1e6:8.0f} MB audio in {seconds:5.1f} s "
-                f"({size / 1e6 / seconds:.0f} MB/s), peak RSS {rss_kib / 1024:.0f} MiB"
-            )
+            for how in ("assembly", "finalize"):
+                seconds, rss_kib = stitch_in_child(work / "store", job, how)
+                size = sum(
+                    p.stat().st_size
+                    for p in (work / "store" / "jobs" / job / "out").iterdir()
+                    if p.suffix in {".wav", ".pcm"}
+                )
+                print(
+                    f"{how:8s} {factor}x: {size / 1e6:6.0f} MB audio in {seconds:5.1f} s "
+                    f"({size / 1e6 / seconds:.0f} MB/s), peak RSS {rss_kib / 1024:.0f} MiB"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(

@@ -108,7 +108,11 @@ def _settings(engine: str, base_url: str | None) -> Settings:
 @click.option(
     "--keep-boilerplate", is_flag=True, help="Keep Project Gutenberg's licence header/footer."
 )
-@click.option("--keep-chunks", is_flag=True, help="Keep per-chunk audio after stitching.")
+@click.option(
+    "--keep-chunks",
+    is_flag=True,
+    help="Keep the chunk records (and, with --distributed, the chunk audio) after stitching.",
+)
 @click.option(
     "--distributed",
     is_flag=True,
