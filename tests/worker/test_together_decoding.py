@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from ttsbatch.errors import PermanentEngineError, RetryableEngineError
-from worker.engines.audio import PcmCollector, check_plausible, parse_wav, read_audio_body
+from worker.engines.audio import PcmCollector, parse_wav, read_audio_body
 from worker.engines.http import Provider
 from worker.engines.sse import audio_of, decode_stream, is_done
 from worker.engines.wordtimes import (
@@ -227,12 +227,3 @@ def test_wav_bodies_take_their_rate_from_the_header() -> None:
 def test_compressed_audio_is_refused_permanently() -> None:
     with pytest.raises(PermanentEngineError, match="audio/mpeg"):
         read_audio_body([b"ID3"], "audio/mpeg", default_rate=24_000, provider=TOGETHER)
-
-
-def test_empty_or_absurdly_short_audio_is_a_retryable_failure() -> None:
-    with pytest.raises(RetryableEngineError, match="no audio"):
-        check_plausible(0, 24_000, "Hello world", TOGETHER)
-    with pytest.raises(RetryableEngineError, match="too short"):
-        check_plausible(240, 24_000, "Hello world", TOGETHER)
-    check_plausible(24_000, 24_000, "Hello world", TOGETHER)
-    check_plausible(0, 24_000, "...", TOGETHER)

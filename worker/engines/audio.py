@@ -21,9 +21,6 @@ from worker.engines import StopCheck, Synthesis
 from worker.engines.http import Provider, post_stream
 
 DEFAULT_RATE = 24_000
-# Speech runs at roughly 12-20 characters per second: less than 10 ms of audio
-# per spoken character is a failed or truncated answer, not speech.
-MIN_SECONDS_PER_CHAR = 0.01
 _WAV_FORMATS = frozenset({"audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"})
 _RAW_FORMATS = frozenset(
     {"", "application/octet-stream", "audio/pcm", "audio/raw", "audio/l16", "audio/x-raw"}
@@ -164,28 +161,6 @@ def abandoned(provider: Provider) -> RetryableEngineError:
     return RetryableEngineError(f"{provider.name} request abandoned: the job asked to stop")
 
 
-def check_plausible(samples: int, sample_rate: int, text: str, provider: Provider) -> None:
-    """Refuse audio too short to be the speech of ``text``.
-
-    Raises:
-        RetryableEngineError: for no audio, or less than
-            ``MIN_SECONDS_PER_CHAR`` per spoken character.
-    """
-    spoken = sum(ch.isalnum() for ch in text)
-    if not spoken:
-        return
-    if samples == 0:
-        raise RetryableEngineError(
-            f"{provider.name} returned no audio for {spoken} spoken characters"
-        )
-    seconds = samples / sample_rate
-    if seconds < spoken * MIN_SECONDS_PER_CHAR:
-        raise RetryableEngineError(
-            f"{provider.name} returned {seconds:.3f} s of audio for {spoken} spoken characters: "
-            "too short to be speech (a failed or truncated answer)"
-        )
-
-
 def read_raw(
     response: httpx.Response,
     *,
@@ -212,18 +187,17 @@ def request_audio(
     headers: Mapping[str, str],
     timeout: float,
     provider: Provider,
-    text: str,
     read: Callable[[httpx.Response], Synthesis],
 ) -> Synthesis:
-    """POST a speech request, ``read`` the successful response, and check it is plausible.
+    """POST a speech request and ``read`` the successful response.
+
+    (Whether the audio is long enough to be the speech of the text is checked
+    once for every engine, in :func:`worker.synthesis.synthesize_record`.)
 
     Raises:
-        EngineError: classified (:mod:`worker.engines.http`), or a retryable
-            error for audio too short to be the speech of ``text``.
+        EngineError: classified (:mod:`worker.engines.http`).
     """
     with post_stream(
         client, url, body=body, headers=headers, timeout=timeout, provider=provider
     ) as response:
-        result = read(response)
-    check_plausible(result.samples, result.sample_rate, text, provider)
-    return result
+        return read(response)

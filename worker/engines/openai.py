@@ -198,7 +198,6 @@ class OpenAIEngine:
             headers=self._headers,
             timeout=self._timeout,
             provider=self.provider,
-            text=text,
             read=lambda response: self._read(response, text, should_stop),
         )
 

@@ -109,7 +109,6 @@ class TogetherEngine:
             headers=self._headers,
             timeout=self._timeout,
             provider=TOGETHER,
-            text=text,
             read=lambda response: self._read(response, text, should_stop),
         )
 
