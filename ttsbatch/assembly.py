@@ -22,7 +22,7 @@ from ttsbatch import keys
 from ttsbatch.errors import JobError
 from ttsbatch.models import AudioFormat, ChunkRecord, DocumentPlan, Manifest, TimingSource
 from ttsbatch.storage import ObjectPart
-from ttsbatch.storage.files import FILE_MODE
+from ttsbatch.storage.files import FILE_MODE, write_all
 from ttsbatch.storage.local import LocalStore
 from worker import stitching
 from worker.finalize import ChunkTexts, document_head, output_keys
@@ -61,14 +61,20 @@ class Assembly:
         folder = self._path("")
         folder.mkdir(parents=True, exist_ok=True)
         records = self._read_journal()
-        self._audio = os.open(self._path(AUDIO), os.O_RDWR | os.O_CREAT, FILE_MODE)
-        self._journal = os.open(
-            self._path(JOURNAL), os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE
-        )
-        self._sinks: list[BinaryIO] = [self._path(name).open("wb") for name in (WORDS, SRT, VTT)]
-        words, srt, vtt = self._sinks
-        self._texts = ChunkTexts(text, 0, words=words, srt=srt, vtt=vtt)
+        self._audio = self._journal = -1
+        self._sinks: list[BinaryIO] = []
         try:
+            self._audio = os.open(self._path(AUDIO), os.O_RDWR | os.O_CREAT, FILE_MODE)
+            self._journal = os.open(
+                self._path(JOURNAL), os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE
+            )
+            # Fresh files, not truncated ones: after finish() they are hard links
+            # of published outputs, which a rerun must not empty.
+            for name in (WORDS, SRT, VTT):
+                self._path(name).unlink(missing_ok=True)
+                self._sinks.append(self._path(name).open("wb"))
+            words, srt, vtt = self._sinks
+            self._texts = ChunkTexts(text, 0, words=words, srt=srt, vtt=vtt)
             self._resume(records)
         except BaseException:
             self.close()
@@ -92,9 +98,9 @@ class Assembly:
                 job_id=self.job_id,
             )
         place = self._place(record)
-        _write_all(self._audio, pcm)
-        _write_all(self._audio, stitching.silence(place.gap))
-        _write_all(self._journal, record.model_dump_json(by_alias=True).encode() + b"\n")
+        write_all(self._audio, pcm)
+        write_all(self._audio, stitching.silence(place.gap))
+        write_all(self._journal, record.model_dump_json(by_alias=True).encode() + b"\n")
 
     def finish(self) -> dict[str, str]:
         """Complete the outputs and publish them under their keys; return ``{kind: key}``.
@@ -118,7 +124,8 @@ class Assembly:
             [json_start(head), ObjectPart(words, self.store.size(words)), JSON_END],
         )
         for name, kind in ((SRT, "srt"), (VTT, "vtt"), (AUDIO, "audio")):
-            _publish(self._path(name), self.store.path(outputs[kind]))
+            # A hard link: the assembly's files stay until discard() for a rerun.
+            self.store.download(self._key(name), self.store.path(outputs[kind]))
         return outputs
 
     def close(self) -> None:
@@ -177,7 +184,7 @@ class Assembly:
             os.lseek(self._audio, size, os.SEEK_SET)
         else:
             os.ftruncate(self._audio, 0)
-            _write_all(self._audio, bytes(self.header))  # patched by finish()
+            write_all(self._audio, bytes(self.header))  # patched by finish()
 
 
 class _StartOver(Exception):  # noqa: N818 - a signal inside this module, never raised out of it
@@ -225,18 +232,3 @@ def open_assembly(store: LocalStore, manifest: Manifest, plan: DocumentPlan, tex
         return Assembly(store, manifest, plan, text)
     except _StartOver:
         return Assembly(store, manifest, plan, text)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _publish(source: Path, target: Path) -> None:
-    """Make ``target`` a hard link of ``source``, atomically (the source stays for resuming)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".tmp-{target.name}")
-    tmp.unlink(missing_ok=True)
-    os.link(source, tmp)
-    tmp.replace(target)

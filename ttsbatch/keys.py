@@ -9,6 +9,8 @@
     jobs/<job_id>/assembly/<doc>/     the local executor's outputs in the making:
                                       audio.part, records.jsonl (its chunk records in
                                       order), words.part, srt.part, vtt.part
+    jobs/<job_id>/assembly/.lock      held by the local run of the job
+    jobs/<job_id>/assembly/slots      chunks on their way from pool processes
 """
 
 from __future__ import annotations
@@ -47,3 +49,13 @@ def output_key(job_id: str, doc: str, suffix: str) -> str:
 def assembly_key(job_id: str, doc: str, name: str) -> str:
     """Return the key of a file of the local executor's in-order assembly of ``doc``."""
     return f"jobs/{job_id}/assembly/{doc}/{name}"
+
+
+def local_lock_key(job_id: str) -> str:
+    """Return the key of the lock file a local run of the job holds."""
+    return f"jobs/{job_id}/assembly/.lock"
+
+
+def local_slots_key(job_id: str) -> str:
+    """Return the key of the file through which pool processes hand chunks back."""
+    return f"jobs/{job_id}/assembly/slots"

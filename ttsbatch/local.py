@@ -7,27 +7,33 @@ Retries of a chunk happen here, in the task layer, and nowhere else.
 
 Chunks are not stored one by one: each is handed back to this process and
 added, in plan order, to its document's :class:`~ttsbatch.assembly.Assembly`,
-so the audio is written once. Pool processes put a chunk's PCM in a slot of
-shared memory rather than send it through the pool's pipe: on the benchmark
-VM, moving 1.8 GB of a book through pipes cost as much as writing it twice.
+so the audio is written once. Pool processes put a chunk's PCM in a slot of a
+file all of them map (:mod:`ttsbatch.slots`) rather than send it through the
+pool's pipe.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 
 from scheduler.planning import plan_job, write_plan
+from ttsbatch import keys
 from ttsbatch.assembly import Assembly, discard, journaled, open_assembly
 from ttsbatch.errors import EngineError, FatalEngineError, JobError, TtsBatchError
 from ttsbatch.models import ChunkRecord, Document, DocumentPlan, JobOptions, JobStatus, Manifest
 from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
+from ttsbatch.slots import Slots
+from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
 from worker.engines import Engine
 from worker.engines.factory import create_engine
@@ -36,15 +42,11 @@ from worker.retrying import RetryPolicy
 from worker.stitching import SAMPLE_WIDTH
 from worker.synthesis import synthesize_record
 
-#: A slot holds one chunk's PCM: 2 MiB is 45 s at 22 kHz, far above a chunk's
-#: length. A longer chunk travels through the pipe instead.
-SLOT_BYTES = 2 * 1024 * 1024
-#: Slots are one per chunk in flight, at most this many (48 MiB: Docker's
-#: default /dev/shm is 64 MiB).
+#: Slots are one per chunk in flight, at most this many (48 MiB).
 MAX_SLOTS = 24
 
 _engine: Engine | None = None
-_slots: SharedMemory | None = None
+_slots: Slots | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +58,13 @@ class _Synthesized:
     pcm: bytes | None
 
 
-def _init_process(options: JobOptions, settings: Settings, slots: str | None) -> None:
+def _init_process(options: JobOptions, settings: Settings, slots: tuple[Path, int] | None) -> None:
     """Pool initializer: one engine per process, and the shared slots."""
     global _engine, _slots  # noqa: PLW0603 - per-process state is the point of an initializer
     # Ctrl-C goes to the parent, which stops the pool; children must not die mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _engine = create_engine(options.engine, settings)
-    _slots = SharedMemory(name=slots) if slots else None
+    _slots = Slots(*slots) if slots else None
 
 
 def _run_chunk(
@@ -85,8 +87,7 @@ def _run_chunk(
             time.sleep(delay)
         else:
             done = ChunkDone(doc, index, len(text), record.samples / record.sample_rate, True)
-            if _slots is not None and slot is not None and len(pcm) <= SLOT_BYTES:
-                _buffer(_slots)[slot * SLOT_BYTES : slot * SLOT_BYTES + len(pcm)] = pcm
+            if _slots is not None and slot is not None and _slots.put(slot, pcm):
                 return _Synthesized(done, record, None)
             return _Synthesized(done, record, pcm)
 
@@ -116,9 +117,36 @@ def run_local(
     """
     progress = progress or Progress()
     manifest = write_plan(store, plan_job(documents, options), documents)
+    with _only_run(store, manifest.job_id):
+        return _run(
+            manifest,
+            documents,
+            store=store,
+            settings=settings,
+            jobs=jobs,
+            progress=progress,
+            policy=policy,
+            keep_chunks=keep_chunks,
+        )
+
+
+def _run(
+    manifest: Manifest,
+    documents: Sequence[Document],
+    *,
+    store: LocalStore,
+    settings: Settings,
+    jobs: int,
+    progress: Progress,
+    policy: RetryPolicy | None,
+    keep_chunks: bool,
+) -> Manifest:
+    options = manifest.options
     total = sum(len(plan.chunks) for plan in manifest.documents)
     if manifest.status is JobStatus.SUCCEEDED:
         progress.start(manifest, total, total)
+        for plan in manifest.documents:  # left by a run killed just after it succeeded
+            discard(store, manifest.job_id, plan, keep_journal=keep_chunks)
         return manifest
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
     starts = {plan.doc: journaled(store, manifest, plan) for plan in manifest.documents}
@@ -150,6 +178,27 @@ def run_local(
     return done
 
 
+@contextlib.contextmanager
+def _only_run(store: LocalStore, job_id: str) -> Iterator[None]:
+    """Hold the job's lock for the run: two runs of one job would interleave its files."""
+    path = store.path(keys.local_lock_key(job_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise JobError(
+                f"job {job_id} is already running in another process (the same inputs and"
+                " options into the same folder): wait for it, or stop it and run again",
+                job_id=job_id,
+            ) from None
+        yield
+        path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 class _Assembler:
     """Adds chunks to the documents' assemblies in plan order, one document open at a time."""
 
@@ -167,6 +216,10 @@ class _Assembler:
         self.plans: Iterator[DocumentPlan] = iter(manifest.documents)
         self.current: Assembly | None = None
         self.outputs: dict[str, dict[str, str]] = {}
+
+    def slots_path(self) -> Path:
+        """Where the run's slots file lives: beside the job's assemblies."""
+        return self.store.path(keys.local_slots_key(self.manifest.job_id))
 
     def add(self, doc: str, record: ChunkRecord, pcm: bytes | memoryview) -> None:
         """Add the next chunk of the job (documents in order, chunks in plan order)."""
@@ -224,14 +277,14 @@ def _synthesize_all(
     # Keep a bounded window of chunks in flight or waiting for an earlier one,
     # so that memory stays flat and a cancel stops quickly.
     window = max(8, jobs * 4)
-    slots = _shared_slots(min(window, MAX_SLOTS))
-    free = list(range(len(_buffer(slots)) // SLOT_BYTES)) if slots else []
+    slots = _shared_slots(assembler.slots_path(), min(window, MAX_SLOTS))
+    free = list(range(slots.count)) if slots else []
     # spawn: children must not inherit a parent's native engine state or threads.
     pool = ProcessPoolExecutor(
         max_workers=max(1, min(jobs, len(pending))),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_process,
-        initargs=(options, settings, slots.name if slots else None),
+        initargs=(options, settings, (slots.path, slots.count) if slots else None),
     )
     running: dict[Future[_Synthesized], tuple[int, int | None]] = {}
     arrived: dict[int, tuple[_Synthesized, int | None]] = {}
@@ -269,34 +322,24 @@ def _synthesize_all(
             _stop(pool)
         if slots is not None:
             slots.close()
-            slots.unlink()
+            slots.path.unlink(missing_ok=True)
 
 
 def _add(
-    assembler: _Assembler, result: _Synthesized, slots: SharedMemory | None, slot: int | None
+    assembler: _Assembler, result: _Synthesized, slots: Slots | None, slot: int | None
 ) -> None:
     """Add a chunk to its assembly, from the pipe or from its shared slot."""
     if result.pcm is not None:
         assembler.add(result.done.doc, result.record, result.pcm)
         return
     assert slots is not None and slot is not None  # noqa: S101 - PCM came back in a slot
-    start = slot * SLOT_BYTES
-    with _buffer(slots)[start : start + result.record.samples * SAMPLE_WIDTH] as pcm:
+    with slots.view(slot, result.record.samples * SAMPLE_WIDTH) as pcm:
         assembler.add(result.done.doc, result.record, pcm)
 
 
-def _shared_slots(count: int) -> SharedMemory | None:
-    """Shared memory for ``count`` chunks, or None where the system has none to give."""
-    try:
-        return SharedMemory(create=True, size=count * SLOT_BYTES)
-    except OSError:
-        return None
-
-
-def _buffer(slots: SharedMemory) -> memoryview:
-    buffer = slots.buf
-    assert buffer is not None, "shared memory closed"  # noqa: S101
-    return buffer
+def _shared_slots(path: Path, count: int) -> Slots | None:
+    """The slots file for a run (a seam for tests: None sends every chunk through the pipe)."""
+    return Slots.create(path, count)
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.assembly import AUDIO, JOURNAL, Assembly, open_assembly
 from ttsbatch.errors import JobError
-from ttsbatch.local import run_local
+from ttsbatch.local import _only_run, run_local
 from ttsbatch.models import (
     ChunkRecord,
     DocumentPlan,
@@ -24,6 +26,7 @@ from ttsbatch.models import (
     WordTiming,
 )
 from ttsbatch.settings import Settings
+from ttsbatch.slots import SLOT_BYTES, Slots
 from ttsbatch.storage.local import LocalStore
 from worker.finalize import finalize_job
 
@@ -152,5 +155,46 @@ def test_without_shared_memory_chunks_come_back_through_the_pipe_with_the_same_r
         return outputs(store, manifest.outputs[manifest.documents[0].doc])
 
     shared = run(tmp_path / "shared")
-    monkeypatch.setattr("ttsbatch.local._shared_slots", lambda _count: None)
+    monkeypatch.setattr("ttsbatch.local._shared_slots", lambda _path, _count: None)
     assert run(tmp_path / "piped") == shared
+
+
+def test_reopening_a_finished_assembly_leaves_its_published_outputs_alone(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    published = assembled(store).finish()  # a kill now: before the files are discarded
+    expected = outputs(store, published)
+    manifest, plan, text = job(store)
+    reopened = open_assembly(store, manifest, plan, text)
+    assert reopened.done == len(plan.chunks)
+    assert outputs(store, published) == expected
+    assert outputs(store, reopened.finish()) == expected
+
+
+def test_a_second_run_of_the_same_job_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    document = ingest_text(TEXT, name="book")
+    options = JobOptions(engine=EngineSpec(engine="espeak"), max_chars=60)
+    manifest = write_plan(store, plan_job([document], options), [document])
+    with _only_run(store, manifest.job_id), pytest.raises(JobError, match="already running"):
+        run_local([document], options, store=store, settings=Settings(), jobs=1)
+
+
+def test_a_full_disk_means_no_slots_file_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    assert Slots.create(tmp_path / "slots", 4) is None
+    assert not (tmp_path / "slots").exists()
+
+
+def test_a_slot_lends_what_was_put_in_it_and_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    slots = Slots.create(tmp_path / "slots", 2)
+    assert slots is not None
+    assert slots.put(1, b"abc")
+    assert not slots.put(0, bytes(SLOT_BYTES + 1))
+    with slots.view(1, 3) as view:
+        assert bytes(view) == b"abc"
+    slots.close()

@@ -47,3 +47,10 @@ def temp_beside(target: Path, *, key: str | None = None) -> Iterator[tuple[Binar
         raise StorageError(f"{target}: {exc.strerror or exc}", key=key) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to the file descriptor ``fd`` (``os.write`` may take less)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

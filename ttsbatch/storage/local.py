@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from ttsbatch.errors import StorageError
 from ttsbatch.storage import ObjectPart, Part, check_part_size
-from ttsbatch.storage.files import temp_beside
+from ttsbatch.storage.files import temp_beside, write_all
 
 
 class LocalStore:
@@ -81,7 +81,7 @@ class LocalStore:
                 if isinstance(part, ObjectPart):
                     check_part_size(part, self._append_file(part.key, out))
                 else:
-                    _write_all(out, part)
+                    write_all(out, part)
             self._commit(tmp, self._path(key), if_absent=False)
 
     def _append_file(self, key: str, out: int) -> int:
@@ -149,12 +149,6 @@ class LocalStore:
         return True
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
 def _copy_fd(source: int, out: int) -> int:
     """Copy ``source`` from its position to its end onto ``out``; return the bytes copied.
 
@@ -176,7 +170,7 @@ def _copy_fd(source: int, out: int) -> int:
         else:
             return copied
     while block := os.read(source, _COPY_BLOCK):
-        _write_all(out, block)
+        write_all(out, block)
         copied += len(block)
     return copied
 
