@@ -28,7 +28,7 @@ from ttsbatch.messages import chunk_id
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
-from ttsbatch.state import TERMINAL, JobSnapshot, JobState, mark_manifest
+from ttsbatch.state import JobSnapshot, JobState, Rescue, mark_manifest
 from ttsbatch.storage import Store, open_store
 
 #: Seconds between two looks at the job's state.
@@ -274,23 +274,31 @@ def redispatch_missing(cluster: Cluster, manifest: Manifest) -> int:
     return dispatch_chunks(cluster.producer, messages)
 
 
-def rescue_stalled(cluster: Cluster, *, stall_after: float = STALL_AFTER) -> dict[str, int]:
-    """Re-send the missing chunks of every running job stalled for ``stall_after`` s.
+def rescue_stalled(cluster: Cluster, *, stall_after: float = STALL_AFTER) -> dict[str, Rescue]:
+    """Re-send what each stalled job waits for: its missing chunks, or its finalize.
 
     For jobs nobody follows (submitted over the API): the API runs this
     periodically. Ended or vanished jobs leave the active list here.
 
     Returns:
-        ``{job_id: chunks sent}`` for each job rescued.
+        What was re-sent, by job id.
     """
-    rescued: dict[str, int] = {}
+    rescued: dict[str, Rescue] = {}
     for job_id in cluster.state.active_jobs():
-        status = cluster.state.status(job_id)
-        if status is None or status in TERMINAL:
-            cluster.state.forget_active(job_id)
-        elif cluster.state.claim_rescue(job_id, stall_after):
-            rescued[job_id] = redispatch_missing(cluster, load_manifest(cluster.store, job_id))
+        if cluster.state.forget_if_ended(job_id):
+            continue
+        what = cluster.state.claim_rescue(job_id, stall_after)
+        if what is not None:
+            _resend(cluster, job_id, what)
+            rescued[job_id] = what
     return rescued
+
+
+def _resend(cluster: Cluster, job_id: str, what: Rescue) -> None:
+    if what is Rescue.CHUNKS:
+        redispatch_missing(cluster, load_manifest(cluster.store, job_id))
+    else:
+        dispatch_finalize(cluster.producer, job_id)
 
 
 def follow(
@@ -346,8 +354,9 @@ def follow(
             raise JobError(f"job {job_id} failed: {reasons}", job_id=job_id)
         if snapshot.status is JobStatus.CANCELLED:
             raise JobError(f"job {job_id} was cancelled", job_id=job_id)
-        if cluster.state.claim_rescue(job_id, stall_after):
-            redispatch_missing(cluster, manifest)
+        what = cluster.state.claim_rescue(job_id, stall_after)
+        if what is not None:
+            _resend(cluster, job_id, what)
         if deadline is not None and time.monotonic() > deadline:
             raise JobError(
                 f"job {job_id} still {snapshot.status} after {timeout:g} s"

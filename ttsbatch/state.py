@@ -21,6 +21,7 @@ exactly once), failing a job, cancelling it.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,12 +41,18 @@ TERMINAL: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CA
 FINISHED_TTL_SECONDS: Final = 7 * 24 * 3600
 
 _ACTIVE_LUA = "local active = {queued=true, running=true, stitching=true}\n"
+_REDIS_NOW = """
+local now = redis.call('TIME')
+local seconds = tonumber(now[1]) + tonumber(now[2]) / 1e6
+local stamp = now[1] .. '.' .. string.format('%06d', now[2])
+"""
 
 # KEYS: job, done, events, errors. ARGV: chunk id ('' to only check), chars,
 # audio seconds, synthesized (0/1), claimant, now.
 # Returns {added, done, total, last}; {-1, 0, 0, 0} if the job is unknown.
 _DONE = (
     _ACTIVE_LUA
+    + _REDIS_NOW
     + """
 local total = tonumber(redis.call('HGET', KEYS[1], 'total'))
 if not total then return {-1, 0, 0, 0} end
@@ -57,8 +64,7 @@ if ARGV[1] ~= '' then
     redis.call('HINCRBYFLOAT', KEYS[1], 'audio_seconds', ARGV[3])
     redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
     redis.call('HDEL', KEYS[4], ARGV[1])
-    local now = redis.call('TIME')
-    redis.call('HSET', KEYS[1], 'progress_at', now[1] .. '.' .. string.format('%06d', now[2]))
+    redis.call('HSET', KEYS[1], 'progress_at', stamp, 'rescues', 0)
   end
 end
 local done = redis.call('SCARD', KEYS[2])
@@ -108,19 +114,36 @@ return 0
 """
 )
 
-# KEYS: job. ARGV: seconds without progress. Claims the rescue of a running job
-# that has stored no chunk for that long (by Redis's clock, so followers on other
-# machines agree) and restarts its wait. Returns 1 for the one caller that claims it.
-_CLAIM_RESCUE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+# KEYS: job, its finalize lock. ARGV: seconds without progress. Claims the rescue
+# of a job that has stored no chunk (running) or not started stitching (stitching,
+# and no finalize holds the lock) for that long, doubled after each rescue so a job
+# waiting behind a long queue is not re-sent again and again. Redis's clock, so
+# followers on other machines agree. Returns 1 (re-send chunks) or 2 (re-send
+# finalize) to the one caller that claims it, else 0.
+_CLAIM_RESCUE = (
+    _REDIS_NOW
+    + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'running' and status ~= 'stitching' then return 0 end
+if status == 'stitching' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local last = tonumber(redis.call('HGET', KEYS[1], 'progress_at'))
-  or tonumber(redis.call('HGET', KEYS[1], 'started_at'))
-local now = redis.call('TIME')
-local seconds = tonumber(now[1]) + tonumber(now[2]) / 1e6
-if last and seconds - last < tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'progress_at', now[1] .. '.' .. string.format('%06d', now[2]))
+local rescues = tonumber(redis.call('HGET', KEYS[1], 'rescues') or '0')
+if last and seconds - last < tonumber(ARGV[1]) * 2 ^ rescues then return 0 end
+redis.call('HSET', KEYS[1], 'progress_at', stamp, 'rescues', rescues + 1)
+if status == 'running' then return 1 end
+return 2
+"""
+)
+
+# KEYS: job, the active set. ARGV: job id. Drops an ended or vanished job.
+_FORGET_ENDED = (
+    _ACTIVE_LUA
+    + """
+if active[redis.call('HGET', KEYS[1], 'status')] then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
+)
 
 # KEYS: lock. ARGV: owner, ttl ms. Renew only a lock we still own.
 _RENEW = """
@@ -202,6 +225,18 @@ class JobSnapshot:
         return "\n".join(dict.fromkeys(lines))
 
 
+class Rescue(enum.Enum):
+    """What a stalled job gets sent again."""
+
+    CHUNKS = "chunks"
+    FINALIZE = "finalize"
+
+
+def _stamp(time_: tuple[int, int]) -> str:
+    """Redis's ``TIME`` (seconds, microseconds) as the scripts write it."""
+    return f"{time_[0]}.{time_[1]:06d}"
+
+
 def _float(value: str | None) -> float | None:
     return float(value) if value else None
 
@@ -223,6 +258,7 @@ class JobState:
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
         self._claim_rescue = client.register_script(_CLAIM_RESCUE)
+        self._forget_ended = client.register_script(_FORGET_ENDED)
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "ttsbatch") -> JobState:
@@ -270,6 +306,7 @@ class JobState:
             "keep_chunks": int(keep_chunks),
             "created_at": now,
             "started_at": now,
+            "progress_at": _stamp(self.client.time()),  # Redis's clock, as the scripts use
         }
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(*self._all_keys(job_id := manifest.job_id), self._key(job_id, "lock"))
@@ -440,17 +477,22 @@ class JobState:
         """Return the ids of jobs set up and not yet seen ended by :meth:`forget_active`."""
         return sorted(cast("Iterable[str]", self.client.smembers(self._active)))
 
-    def forget_active(self, job_id: str) -> None:
-        """Drop an ended (or vanished) job from :meth:`active_jobs`."""
-        self.client.srem(self._active, job_id)
+    def forget_if_ended(self, job_id: str) -> bool:
+        """Drop a job from :meth:`active_jobs` if it ended or vanished; return whether it did."""
+        return bool(self._forget_ended(keys=[self._key(job_id), self._active], args=[job_id]))
 
-    def claim_rescue(self, job_id: str, stall_after: float) -> bool:
-        """Claim re-sending a running job's missing chunks after ``stall_after`` s without progress.
+    def claim_rescue(self, job_id: str, stall_after: float) -> Rescue | None:
+        """Claim re-sending what a stalled job waits for; None if it is not stalled.
 
-        Of several followers (CLI, API replicas) asking at once, one wins, and
-        the job's wait starts again, so each stall is rescued once.
+        A running job that stored no chunk for ``stall_after`` seconds waits for
+        chunk messages; a stitching job whose finalize never started, for its
+        finalize message. The wait doubles after each rescue. Of several
+        followers (CLI, API replicas) asking at once, one wins.
         """
-        return bool(self._claim_rescue(keys=[self._key(job_id)], args=[stall_after]))
+        answer = self._claim_rescue(
+            keys=[self._key(job_id), self._key(job_id, "lock")], args=[stall_after]
+        )
+        return {1: Rescue.CHUNKS, 2: Rescue.FINALIZE}.get(int(cast("int", answer)))
 
     # -- the finalize lock -------------------------------------------------
 

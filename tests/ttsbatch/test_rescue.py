@@ -12,10 +12,10 @@ from scheduler.dispatch import create_producer
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch.distributed import Cluster, rescue_stalled
-from ttsbatch.messages import LOCAL_QUEUE, chunk_id
+from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, chunk_id
 from ttsbatch.models import EngineSpec, JobOptions, JobStatus, Manifest
 from ttsbatch.settings import Settings
-from ttsbatch.state import JobState
+from ttsbatch.state import JobState, Rescue
 from ttsbatch.storage.local import LocalStore
 
 
@@ -43,10 +43,10 @@ def running_job(cluster: Cluster) -> Manifest:
     return manifest
 
 
-def queued(cluster: Cluster) -> int:
+def queued(cluster: Cluster, queue: str = LOCAL_QUEUE) -> int:
     client = redis.Redis.from_url(cluster.producer.conf.broker_url)
     try:
-        return int(client.llen(LOCAL_QUEUE))
+        return int(client.llen(queue))
     finally:
         client.close()
 
@@ -57,7 +57,7 @@ def test_a_stalled_job_gets_its_missing_chunks_sent_once_per_stall(cluster: Clus
     assert rescue_stalled(cluster, stall_after=60) == {}  # not stalled yet
     assert queued(cluster) == 0
     time.sleep(0.3)
-    assert rescue_stalled(cluster, stall_after=0.2) == {manifest.job_id: missing}
+    assert rescue_stalled(cluster, stall_after=0.2) == {manifest.job_id: Rescue.CHUNKS}
     assert queued(cluster) == missing
     assert rescue_stalled(cluster, stall_after=0.2) == {}  # the wait started again
 
@@ -69,3 +69,19 @@ def test_ended_jobs_leave_the_watch(cluster: Cluster) -> None:
     assert rescue_stalled(cluster, stall_after=0) == {}
     assert cluster.state.active_jobs() == []
     assert queued(cluster) == 0
+
+
+def test_a_job_whose_finalize_message_was_lost_gets_it_again(cluster: Cluster) -> None:
+    manifest = running_job(cluster)
+    for chunk in manifest.documents[0].chunks[1:]:
+        cluster.state.mark_done(
+            manifest.job_id,
+            chunk_id(manifest.documents[0].doc, chunk.index),
+            chars=1,
+            audio_seconds=1,
+            synthesized=True,
+            claimant="last",
+        )
+    time.sleep(0.3)
+    assert rescue_stalled(cluster, stall_after=0.2) == {manifest.job_id: Rescue.FINALIZE}
+    assert queued(cluster, FINALIZE_QUEUE) == 1

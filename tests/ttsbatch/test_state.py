@@ -20,7 +20,7 @@ from ttsbatch.models import (
     Manifest,
     TimingSource,
 )
-from ttsbatch.state import JobState
+from ttsbatch.state import JobState, Rescue
 from ttsbatch.storage import Store
 
 
@@ -185,12 +185,12 @@ def test_a_job_whose_chunks_are_all_stored_is_claimed_for_finalize_once(state: J
 def test_a_running_job_is_rescued_only_after_the_stall_and_by_one_caller(state: JobState) -> None:
     state.init(manifest_of(3))
     assert state.active_jobs() == ["job1"]
-    assert not state.claim_rescue("job1", 60)  # just started
+    assert state.claim_rescue("job1", 60) is None  # just started
     time.sleep(0.3)
     winners = []
 
     def claim() -> None:
-        if state.claim_rescue("job1", 0.2):
+        if state.claim_rescue("job1", 0.2) is Rescue.CHUNKS:
             winners.append(1)
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
@@ -198,17 +198,43 @@ def test_a_running_job_is_rescued_only_after_the_stall_and_by_one_caller(state: 
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(winners) == 1  # and the wait started again
-    time.sleep(0.3)
+    assert len(winners) == 1
+
+
+def test_each_rescue_doubles_the_wait_until_a_chunk_is_stored(state: JobState) -> None:
+    state.init(manifest_of(3))
+    time.sleep(0.25)
+    assert state.claim_rescue("job1", 0.2) is Rescue.CHUNKS
+    time.sleep(0.25)
+    assert state.claim_rescue("job1", 0.2) is None  # now 0.4 s
+    time.sleep(0.2)
+    assert state.claim_rescue("job1", 0.2) is Rescue.CHUNKS  # then 0.8 s
     state.mark_done(
         "job1", "book/000000", chars=10, audio_seconds=1, synthesized=True, claimant="a"
     )
-    assert not state.claim_rescue("job1", 0.2)  # a stored chunk is progress
+    time.sleep(0.25)
+    assert state.claim_rescue("job1", 0.2) is Rescue.CHUNKS  # progress reset the wait
 
 
-def test_only_a_running_job_is_rescued_and_ended_ones_can_be_forgotten(state: JobState) -> None:
+def test_a_stitching_job_whose_finalize_never_started_gets_finalize_again(
+    state: JobState,
+) -> None:
+    state.init(manifest_of(1))
+    state.mark_done(
+        "job1", "book/000000", chars=10, audio_seconds=1, synthesized=True, claimant="a"
+    )
+    assert state.status("job1") is JobStatus.STITCHING
+    time.sleep(0.25)
+    assert state.lock("job1", "worker-1", ttl=5)
+    assert state.claim_rescue("job1", 0.2) is None  # a finalize is running
+    state.unlock("job1", "worker-1")
+    assert state.claim_rescue("job1", 0.2) is Rescue.FINALIZE
+
+
+def test_only_an_active_job_is_rescued_and_ended_ones_are_forgotten(state: JobState) -> None:
     state.init(manifest_of(2))
+    assert not state.forget_if_ended("job1")
     state.finish("job1", JobStatus.CANCELLED)
-    assert not state.claim_rescue("job1", 0)
-    state.forget_active("job1")
+    assert state.claim_rescue("job1", 0) is None
+    assert state.forget_if_ended("job1")
     assert state.active_jobs() == []
