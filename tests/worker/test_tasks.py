@@ -35,7 +35,7 @@ TEXT = "One sentence here. Another one follows. A third ends it. And a fourth."
 
 
 class ScriptedEngine:
-    """Speaks 100 samples per character, or raises what it is told to, in order."""
+    """Speaks 300 samples (12.5 ms) per character, or raises what it is told to, in order."""
 
     name = "scripted"
     default_max_chars = 400
@@ -48,7 +48,7 @@ class ScriptedEngine:
         self.calls.append(text)
         if self.errors:
             raise self.errors.pop(0)
-        return Synthesis(b"\x01\x00" * 100 * len(text), 24000, (), TimingSource.NONE)
+        return Synthesis(b"\x01\x00" * 300 * len(text), 24000, (), TimingSource.NONE)
 
     def close(self) -> None:
         pass
