@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -182,12 +183,59 @@ class PhaseClock(Progress):
             self.stitching = time.perf_counter()
 
 
+def throughput(
+    book: Path, options: JobOptions, texts: list[str], store: LocalStore, jobs: int
+) -> tuple[float, Manifest]:
+    """Time the raw engine, then the whole pipeline, back to back; print both.
+
+    Returns:
+        The pipeline's efficiency (raw seconds / pipeline seconds) and its manifest.
+    """
+    raw_seconds, raw_samples = raw_engine(texts, jobs)
+    audio = raw_samples / 22050
+    print(
+        f"raw engine:    {raw_seconds:7.1f} s  {len(texts)} chunks, {audio / 3600:.2f} h audio, "
+        f"{audio / raw_seconds:.0f}x real time"
+    )
+    clock = PhaseClock()
+    started = time.perf_counter()
+    manifest = run_local(
+        [ingest_file(book)],
+        options,
+        store=store,
+        settings=Settings(),
+        jobs=jobs,
+        progress=clock,
+        keep_chunks=True,
+    )
+    finished = time.perf_counter()
+    pipe_seconds = finished - started
+    synth_seconds = clock.stitching - clock.synthesis
+    print(
+        f"full pipeline: {pipe_seconds:7.1f} s  (ingest+split+synth+assemble+publish)  "
+        f"efficiency {raw_seconds / pipe_seconds:.2f} of the raw engine"
+    )
+    print(
+        f"  of which:    {clock.synthesis - started:7.1f} s ingest+plan, "
+        f"{synth_seconds:.1f} s synthesis+assembly ({raw_seconds / synth_seconds:.2f} of raw), "
+        f"{finished - clock.stitching:.1f} s to finish"
+    )
+    return raw_seconds / pipe_seconds, manifest
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "book", nargs="?", type=Path, default=ROOT.parent / "shared/corpus/pride-and-prejudice.txt"
     )
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time raw engine and pipeline this many times (the machine's speed drifts)",
+    )
+    parser.add_argument("--skip-stitch", action="store_true", help="only the throughput")
     args = parser.parse_args()
     book: Path = args.book
     print(f"book: {book.name}, {book.stat().st_size / 1e3:.0f} kB, {args.jobs} processes")
@@ -198,45 +246,27 @@ def main() -> None:
         options = JobOptions(engine=EngineSpec(engine="espeak"), max_chars=400)
         plan = plan_job([document], options)
         texts = [document.text[c.char_start : c.char_end] for c in plan.documents[0].chunks]
-        raw_seconds, raw_samples = raw_engine(texts, args.jobs)
-        audio = raw_samples / 22050
-        print(
-            f"raw engine:    {raw_seconds:7.1f} s  {len(texts)} chunks, {audio / 3600:.2f} h audio, "
-            f"{audio / raw_seconds:.0f}x real time"
-        )
-
-        store = LocalStore(work / "store")
-        clock = PhaseClock()
-        started = time.perf_counter()
-        manifest = run_local(
-            [ingest_file(book)],
-            options,
-            store=store,
-            settings=Settings(),
-            jobs=args.jobs,
-            progress=clock,
-            keep_chunks=True,
-        )
-        finished = time.perf_counter()
-        pipe_seconds = finished - started
-        synth_seconds = clock.stitching - clock.synthesis
-        print(
-            f"full pipeline: {pipe_seconds:7.1f} s  (ingest+split+synth+assemble+publish)  "
-            f"efficiency {raw_seconds / pipe_seconds:.2f} of the raw engine"
-        )
-        print(
-            f"  of which:    {clock.synthesis - started:7.1f} s ingest+plan, "
-            f"{synth_seconds:.1f} s synthesis+assembly ({raw_seconds / synth_seconds:.2f} of raw), "
-            f"{finished - clock.stitching:.1f} s to finish"
-        )
+        ratios: list[float] = []
+        store_root = work / "store"
+        for _ in range(args.rounds):
+            shutil.rmtree(store_root, ignore_errors=True)  # each round starts from nothing
+            ratio, manifest = throughput(book, options, texts, LocalStore(store_root), args.jobs)
+            ratios.append(ratio)
+        if args.rounds > 1:
+            print(
+                f"efficiency over {args.rounds} rounds: median {statistics.median(ratios):.2f}, "
+                f"range {min(ratios):.2f}-{max(ratios):.2f}"
+            )
+        if args.skip_stitch:
+            return
 
         for factor in (1, 4):
-            job = stored_job(work / "store", manifest, factor, book)
+            job = stored_job(store_root, manifest, factor, book)
             for how in ("assembly", "finalize"):
-                seconds, rss_kib = stitch_in_child(work / "store", job, how)
+                seconds, rss_kib = stitch_in_child(store_root, job, how)
                 size = sum(
                     p.stat().st_size
-                    for p in (work / "store" / "jobs" / job / "out").iterdir()
+                    for p in (store_root / "jobs" / job / "out").iterdir()
                     if p.suffix in {".wav", ".pcm"}
                 )
                 print(
