@@ -99,19 +99,13 @@ def _helm(helm: Path, *args: str) -> str:
 @pytest.fixture(scope="session")
 def rendered(helm: Path) -> dict[str, list[dict[str, Any]]]:
     """Every variant's manifests, rendered once."""
-    out = {}
-    for name, args in VARIANTS.items():
-        text = _helm(
-            helm,
-            "template",
-            "ttsbatch",
-            str(CHART),
-            "--namespace=tts",
-            f"--kube-version={K8S_VERSION}",
-            *args,
-        )
-        out[name] = [doc for doc in yaml.safe_load_all(text) if doc]
-    return out
+    return {name: _template(helm, "--namespace=tts", *args) for name, args in VARIANTS.items()}
+
+
+def _template(helm: Path, *args: str) -> list[dict[str, Any]]:
+    """The chart's manifests rendered with ``args`` (e.g. ``--set``), empty documents dropped."""
+    text = _helm(helm, "template", "ttsbatch", str(CHART), f"--kube-version={K8S_VERSION}", *args)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def _helm_fails(helm: Path, *args: str) -> str:
@@ -352,18 +346,10 @@ def test_disruption_budgets_select_the_api_and_worker_pods_only(
 
 
 def test_default_disruption_budgets_never_block_a_drain(helm: Path) -> None:
-    docs = yaml.safe_load_all(
-        _helm(
-            helm,
-            "template",
-            "ttsbatch",
-            str(CHART),
-            f"--kube-version={K8S_VERSION}",
-            "--set=podDisruptionBudget.enabled=true",
-            "--show-only=templates/pdb.yaml",
-        )
+    docs = _template(
+        helm, "--set=podDisruptionBudget.enabled=true", "--show-only=templates/pdb.yaml"
     )
-    specs = [doc["spec"] for doc in docs if doc]
+    specs = [doc["spec"] for doc in docs]
     assert len(specs) == 2
     # One pod of each may go even at one replica (the api's default).
     assert all(spec["maxUnavailable"] == 1 and "minAvailable" not in spec for spec in specs)
@@ -414,18 +400,7 @@ def test_keda_scales_the_worker_deployment_on_the_queues_it_consumes(
 
 
 def test_keda_default_queues_are_the_celery_apps_queues(helm: Path) -> None:
-    docs = yaml.safe_load_all(
-        _helm(
-            helm,
-            "template",
-            "ttsbatch",
-            str(CHART),
-            f"--kube-version={K8S_VERSION}",
-            "--set=keda.enabled=true",
-            "--show-only=templates/keda.yaml",
-        )
-    )
-    (scaled,) = [doc for doc in docs if doc]
+    (scaled,) = _template(helm, "--set=keda.enabled=true", "--show-only=templates/keda.yaml")
     lists = [trigger["metadata"]["listName"] for trigger in scaled["spec"]["triggers"]]
     app = create_celery_app(Settings(), register=False)
     assert app.conf.task_default_queue in lists  # where synthesize_chunk goes by default
