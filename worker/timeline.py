@@ -9,7 +9,7 @@ memory does not grow with the book.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 
 from ttsbatch.models import (
     Chapter,
@@ -134,17 +134,6 @@ def json_start(head: Timestamps) -> bytes:
 def word_line(word: TimedWord, *, first: bool) -> bytes:
     """Return one word of the ``words`` array, with the separator before it."""
     return (b"\n" if first else b",\n") + word.model_dump_json().encode()
-
-
-def stream_json(head: Timestamps, words: Iterable[Sequence[TimedWord]]) -> Iterator[bytes]:
-    """Yield the timestamps file as JSON: ``head`` with ``words`` spliced in, one per line."""
-    yield json_start(head)
-    first = True
-    for group in words:
-        for word in group:
-            yield word_line(word, first=first)
-            first = False
-    yield JSON_END
 
 
 def build_timestamps(

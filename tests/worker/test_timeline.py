@@ -16,7 +16,7 @@ from ttsbatch.models import (
 )
 from worker import stitching
 from worker.subtitles import build_cues, to_srt, to_vtt
-from worker.timeline import build_timestamps, stream_json
+from worker.timeline import JSON_END, build_timestamps, json_start, word_line
 
 TEXT = "Chapter I.\n\nIt is a truth. Very true.\n\nChapter II.\n\nThe end."
 #       0         10  12                  37  39           51  53
@@ -162,5 +162,6 @@ def test_a_document_without_chapters_has_an_empty_chapter_list() -> None:
 def test_the_streamed_json_parses_to_the_same_timeline() -> None:
     whole = _timestamps()
     head = whole.model_copy(update={"words": ()})
-    streamed = b"".join(stream_json(head, [whole.words[:3], (), whole.words[3:]]))
+    words = [word_line(word, first=n == 0) for n, word in enumerate(whole.words)]
+    streamed = json_start(head) + b"".join(words) + JSON_END
     assert Timestamps.model_validate_json(streamed) == whole
