@@ -28,9 +28,6 @@ class LocalStore:
         Raises:
             StorageError: if the key would escape the root.
         """
-        return self._path(key)
-
-    def _path(self, key: str) -> Path:
         # A lexical check: resolve() costs a syscall per path component per call.
         parts = key.split("/")
         if key.startswith("/") or ".." in parts or "\\" in key:
@@ -39,12 +36,12 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         """Return whether a file exists at ``key``."""
-        return self._path(key).is_file()
+        return self.path(key).is_file()
 
     def read(self, key: str) -> bytes:
         """Return the bytes at ``key``."""
         try:
-            return self._path(key).read_bytes()
+            return self.path(key).read_bytes()
         except OSError as exc:
             raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
 
@@ -53,13 +50,13 @@ class LocalStore:
         with self._staged(key) as (handle, tmp):
             handle.write(data)
             handle.flush()
-            return self._commit(tmp, self._path(key), if_absent=if_absent)
+            return self._commit(tmp, self.path(key), if_absent=if_absent)
 
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
         """Open ``key`` for reading."""
         try:
-            handle = self._path(key).open("rb")
+            handle = self.path(key).open("rb")
         except OSError as exc:
             raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
         with handle:
@@ -71,7 +68,7 @@ class LocalStore:
         with self._staged(key) as (handle, tmp):
             yield handle
             handle.flush()
-            self._commit(tmp, self._path(key), if_absent=False)
+            self._commit(tmp, self.path(key), if_absent=False)
 
     def compose(self, key: str, parts: Sequence[Part]) -> None:
         """Write ``key`` as the concatenation of ``parts``; files are copied in the kernel."""
@@ -82,12 +79,12 @@ class LocalStore:
                     check_part_size(part, self._append_file(part.key, out))
                 else:
                     write_all(out, part)
-            self._commit(tmp, self._path(key), if_absent=False)
+            self._commit(tmp, self.path(key), if_absent=False)
 
     def _append_file(self, key: str, out: int) -> int:
         """Append the file at ``key`` to the descriptor ``out``; return the bytes copied."""
         try:
-            with self._path(key).open("rb") as source:
+            with self.path(key).open("rb") as source:
                 return _copy_fd(source.fileno(), out)
         except OSError as exc:
             raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
@@ -95,14 +92,14 @@ class LocalStore:
     def size(self, key: str) -> int:
         """Return the size of the file at ``key``."""
         try:
-            return self._path(key).stat().st_size
+            return self.path(key).stat().st_size
         except OSError as exc:
             raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix`` in lexicographic order (temp files skipped)."""
         # Like S3, "a" matches "a/x" and "a-b": walk from the prefix's folder.
-        start = self._path(prefix) if prefix.endswith("/") else self._path(prefix or ".").parent
+        start = self.path(prefix) if prefix.endswith("/") else self.path(prefix or ".").parent
         if not prefix:
             start = self.root
         if not start.is_dir():
@@ -117,11 +114,11 @@ class LocalStore:
     def delete(self, keys: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""
         for key in keys:
-            self._path(key).unlink(missing_ok=True)
+            self.path(key).unlink(missing_ok=True)
 
     def download(self, key: str, path: Path) -> None:
         """Copy ``key`` to ``path``: a hard link when possible, else a copy."""
-        source = self._path(key)
+        source = self.path(key)
         if not source.is_file():
             raise StorageError(f"{self.url}/{key}: no such object", key=key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,7 +131,7 @@ class LocalStore:
         tmp.replace(path)
 
     def _staged(self, key: str) -> contextlib.AbstractContextManager[tuple[BinaryIO, Path]]:
-        return temp_beside(self._path(key), key=key)
+        return temp_beside(self.path(key), key=key)
 
     @staticmethod
     def _commit(tmp: Path, target: Path, *, if_absent: bool) -> bool:
