@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import email.utils
 import itertools
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -22,6 +23,7 @@ from ttsbatch.fakeprovider import (
 from ttsbatch.fakeprovider.config import option_names
 from ttsbatch.fakeprovider.faults import choose_fault, retry_hint
 from ttsbatch.fakeprovider.framing import pieces, sse_event
+from ttsbatch.fakeprovider.streams import together_sse
 from worker.words import word_spans
 
 ORPHEUS = "canopylabs/orpheus-3b-0.1-ft"
@@ -108,6 +110,47 @@ def test_sse_events_carry_every_framing_variant() -> None:
         == b': keep-alive\r\nretry: 3000\r\nevent: x\r\nid: 0\r\ndata:{"a":1,\r\ndata:"b":2}\r\n\r\n'
     )
     assert list(pieces(b"data: x\r\n\r\n", 3)) == [b"dat", b"a: ", b"x\r\n", b"\r", b"\n"]
+
+
+def _together_events(**options: str) -> list[tuple[str, str | None]]:
+    """Return (``audio`` or ``words``, item_id) of each event of a streamed Together answer."""
+    config = parse_options(FakeProviderConfig(delta_bytes=10**6), options)
+    events = []
+    for write in together_sse("One two. Three!", config, rate=24_000, model=ORPHEUS):
+        data = write.data.decode().removeprefix("data: ").strip()
+        payload = {} if data == "[DONE]" else json.loads(data)
+        if payload and payload.get("type") != "done":
+            words = payload.get("type") == "conversation.item.word_timestamps"
+            events.append(("words" if words else "audio", payload.get("item_id")))
+    return events
+
+
+@pytest.mark.parametrize("shape", ["delta", "b64", "audio"])
+def test_item_ids_go_on_audio_and_word_events_as_configured(shape: str) -> None:
+    for audio_ids, word_ids in itertools.product(["none", "1", "0"], repeat=2):
+        events = _together_events(shape=shape, audio_item_ids=audio_ids, word_item_ids=word_ids)
+        on_audio = shape == "delta" if audio_ids == "none" else audio_ids == "1"
+        on_words = on_audio if word_ids == "none" else word_ids == "1"
+        items = ["tts_1", "tts_2"]
+        assert [i for kind, i in events if kind == "audio"] == (items if on_audio else [None] * 2)
+        assert [i for kind, i in events if kind == "words"] == (items if on_words else [None] * 2)
+
+
+@pytest.mark.parametrize(
+    ("mode", "order", "kinds"),
+    [
+        ("absolute", "after", ["audio", "words", "audio", "words"]),
+        ("relative", "before", ["words", "audio", "words", "audio"]),
+        ("once", "after", ["audio", "audio", "words"]),
+        ("once", "before", ["words", "audio", "audio"]),
+    ],
+)
+def test_timestamps_come_after_or_before_the_audio_they_time(
+    mode: str, order: str, kinds: list[str]
+) -> None:
+    events = _together_events(timestamps=mode, timestamps_order=order, word_item_ids="1")
+    assert [kind for kind, _ in events] == kinds
+    assert events[kinds.index("words")][1] == (None if mode == "once" else "tts_1")
 
 
 @pytest.fixture(scope="module")

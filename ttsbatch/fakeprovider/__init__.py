@@ -26,6 +26,7 @@ from ttsbatch.fakeprovider.config import (
     Newline,
     Shape,
     StampMode,
+    StampOrder,
     StampPlace,
     parse_options,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "RunningProvider",
     "Shape",
     "StampMode",
+    "StampOrder",
     "StampPlace",
     "create_app",
     "expected_audio",

@@ -5,6 +5,15 @@ a single request with a header ``x-fake-<field>`` (underscores as dashes, e.g.
 ``x-fake-shape: b64``, ``x-fake-newline: cr``, ``x-fake-fault: stall``), and for
 the command line with ``key=value`` strings; both go through
 :func:`parse_options`.
+
+A streamed Together response can take every combination of the variants of
+tts-protocol.md: audio ``shape`` (``delta``, ``b64``, ``audio``; ``raw`` is a
+body without events, hence without timestamps) × ``audio_item_ids`` (whether
+audio events carry ``item_id``) × ``word_item_ids`` (whether per-segment
+timestamp events do) × ``timestamps`` (``once`` for the whole input, or per
+sentence ``absolute`` or ``relative``; ``none``) × ``timestamps_order``
+(timestamps ``after`` or ``before`` the audio they time) × ``timestamps_key``
+(arrays at the ``top`` level or ``nested`` under ``timestamps``).
 """
 
 from __future__ import annotations
@@ -25,12 +34,23 @@ class Shape(StrEnum):
 
 
 class StampMode(StrEnum):
-    """How word timestamps are sent."""
+    """How word timestamps are sent.
 
-    ONCE = "once"  # one event for the whole input, after the audio
+    ``once`` has no relative variant: its one segment is the whole response,
+    so times from the start of its segment are times from the response start.
+    """
+
+    ONCE = "once"  # one event for the whole input
     ABSOLUTE = "absolute"  # one event per sentence, times from the response start
     RELATIVE = "relative"  # one event per sentence, times restarting at 0
     NONE = "none"  # no timestamps at all
+
+
+class StampOrder(StrEnum):
+    """Whether word timestamps arrive after or before the audio they time."""
+
+    AFTER = "after"  # each segment's words after its audio; a single event after all of it
+    BEFORE = "before"  # each segment's words before its audio; a single event before all of it
 
 
 class StampPlace(StrEnum):
@@ -117,6 +137,14 @@ class FakeProviderConfig:
         shape: Audio event shape of streamed Together responses.
         timestamps: Word timestamp mode.
         timestamps_key: Arrays at the top level or under ``timestamps``.
+        timestamps_order: Word timestamps after (as in the documented example) or
+            before the audio they time.
+        audio_item_ids: Whether audio events name their segment with
+            ``item_id``; None: as the shape documents it (``delta`` events do,
+            ``b64`` and ``audio`` events do not).
+        word_item_ids: Whether per-segment word timestamp events carry their
+            segment's ``item_id`` (the single event of ``once`` never does);
+            None: when the audio events do.
         newline: SSE line ending.
         split: 0 writes each event at once; N > 0 writes it in pieces of at
             most N bytes (plus a 3-byte head and a 1-byte tail, so that
@@ -150,6 +178,9 @@ class FakeProviderConfig:
     shape: Shape = Shape.DELTA
     timestamps: StampMode = StampMode.ABSOLUTE
     timestamps_key: StampPlace = StampPlace.TOP
+    timestamps_order: StampOrder = StampOrder.AFTER
+    audio_item_ids: bool | None = None
+    word_item_ids: bool | None = None
     newline: Newline = Newline.LF
     split: int = 0
     keepalive: bool = False
@@ -182,6 +213,10 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _optional_bool(value: str) -> bool | None:
+    return None if value.strip().lower() in {"", "none"} else _bool(value)
+
+
 def _optional_int(value: str) -> int | None:
     return None if value.strip().lower() in {"", "none"} else int(value)
 
@@ -206,6 +241,9 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "shape": Shape,
     "timestamps": StampMode,
     "timestamps_key": StampPlace,
+    "timestamps_order": StampOrder,
+    "audio_item_ids": _optional_bool,
+    "word_item_ids": _optional_bool,
     "newline": Newline,
     "split": int,
     "keepalive": _bool,

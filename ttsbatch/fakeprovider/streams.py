@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ttsbatch.fakeprovider.audio import Segment, SpokenWord, render
-from ttsbatch.fakeprovider.config import FakeProviderConfig, Shape, StampMode, StampPlace
+from ttsbatch.fakeprovider.config import (
+    FakeProviderConfig,
+    Shape,
+    StampMode,
+    StampOrder,
+    StampPlace,
+)
 from ttsbatch.fakeprovider.framing import cut, encode_json, sse_event
 
 
@@ -28,12 +34,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _audio_payload(shape: Shape, item_id: str, model: str, data: bytes) -> dict[str, Any]:
+def _audio_payload(shape: Shape, item_id: str | None, model: str, data: bytes) -> dict[str, Any]:
+    # Keys in the documented order: the shape's head, the item, the audio.
+    named = {"item_id": item_id} if item_id is not None else {}
     if shape is Shape.B64:
-        return {"object": "audio.tts.chunk", "model": model, "b64": _b64(data)}
+        return {"object": "audio.tts.chunk", "model": model, **named, "b64": _b64(data)}
     if shape is Shape.AUDIO:
-        return {"type": "delta", "audio": _b64(data)}
-    return {"type": "conversation.item.audio_output.delta", "item_id": item_id, "delta": _b64(data)}
+        return {"type": "delta", **named, "audio": _b64(data)}
+    return {"type": "conversation.item.audio_output.delta", **named, "delta": _b64(data)}
 
 
 def _stamps(
@@ -67,8 +75,36 @@ def _segment_audio(pcm: bytes, seg: Segment, config: FakeProviderConfig) -> list
     return out
 
 
+def _item_id(k: int) -> str:
+    return f"tts_{k + 1}"
+
+
+def _word_events(
+    segments: list[Segment], config: FakeProviderConfig, *, rate: int, ids: bool
+) -> list[tuple[dict[str, Any] | None, range]]:
+    """Return each word timestamps event (None: none) and the segments whose audio it times."""
+    place = config.timestamps_key
+    if config.timestamps is StampMode.ONCE:
+        words = tuple(w for seg in segments for w in seg.words)
+        once = _stamps(words, base=0, rate=rate, item_id=None, place=place)
+        return [(once, range(len(segments)))]
+    events: list[tuple[dict[str, Any] | None, range]] = []
+    for k, seg in enumerate(segments):
+        payload = None
+        if config.timestamps is not StampMode.NONE:
+            base = seg.start if config.timestamps is StampMode.RELATIVE else 0
+            item = _item_id(k) if ids else None
+            payload = _stamps(seg.words, base=base, rate=rate, item_id=item, place=place)
+        events.append((payload, range(k, k + 1)))
+    return events
+
+
 def together_sse(text: str, config: FakeProviderConfig, *, rate: int, model: str) -> list[Write]:
-    """Return the events of a streamed Together response for ``text``."""
+    """Return the events of a streamed Together response for ``text``.
+
+    The variant (item ids, timestamp mode, order and place) is the config's;
+    see :mod:`ttsbatch.fakeprovider.config`.
+    """
     pcm, segments = render(text, rate)
     writes: list[Write] = []
 
@@ -78,25 +114,22 @@ def together_sse(text: str, config: FakeProviderConfig, *, rate: int, model: str
             Write(sse_event(encode_json(payload), config, number=len(writes), kind=kind), at)
         )
 
-    item_ids = config.shape is Shape.DELTA
-    for k, seg in enumerate(segments):
-        item = f"tts_{k + 1}"
-        for delta, at in _segment_audio(pcm, seg, config):
-            add(_audio_payload(config.shape, item, model, delta), at)
-        if config.timestamps in (StampMode.ABSOLUTE, StampMode.RELATIVE):
-            base = seg.start if config.timestamps is StampMode.RELATIVE else 0
-            stamps = _stamps(
-                seg.words,
-                base=base,
-                rate=rate,
-                item_id=item if item_ids else None,
-                place=config.timestamps_key,
-            )
-            add(stamps, seg.end)
+    audio_ids = config.audio_item_ids
+    if audio_ids is None:
+        audio_ids = config.shape is Shape.DELTA
+    word_ids = audio_ids if config.word_item_ids is None else config.word_item_ids
+    before = config.timestamps_order is StampOrder.BEFORE
+    for stamps, timed in _word_events(segments, config, rate=rate, ids=word_ids):
+        start, end = (segments[timed[0]].start, segments[timed[-1]].end) if timed else (0, 0)
+        if stamps is not None and before:
+            add(stamps, start)
+        for k in timed:
+            item = _item_id(k) if audio_ids else None
+            for delta, at in _segment_audio(pcm, segments[k], config):
+                add(_audio_payload(config.shape, item, model, delta), at)
+        if stamps is not None and not before:
+            add(stamps, end)
     total = len(pcm) // 2
-    if config.timestamps is StampMode.ONCE:
-        words = tuple(w for seg in segments for w in seg.words)
-        add(_stamps(words, base=0, rate=rate, item_id=None, place=config.timestamps_key), total)
     if config.shape is Shape.AUDIO:
         add({"type": "done"}, total)
     writes.append(Write(sse_event(config.done_token, config, number=len(writes)), total))
