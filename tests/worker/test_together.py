@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,42 @@ def test_every_shape_mode_and_framing_decodes_to_the_exact_audio_and_word_times(
     assert result.pcm == pcm
     assert result.timing is TimingSource.PROVIDER
     assert result.words == expected_words(TEXT)
+
+
+MATRIX_TEXT = "One two. Three! Four five?"  # three segments, about 1.5 s of audio
+
+# Every stream variant, as the provider's options: audio shape x item_id on
+# audio events x item_id on per-segment word events x timestamps (once for the
+# input, or per segment absolute or relative: a once event's segment is the
+# whole response, so it has no relative variant) x words after or before their
+# audio x arrays at the top or nested.
+AXES = {
+    "shape": ("delta", "b64", "audio"),
+    "audio-item-ids": ("1", "0"),
+    "word-item-ids": ("1", "0"),
+    "timestamps": ("once", "absolute", "relative"),
+    "timestamps-order": ("after", "before"),
+    "timestamps-key": ("top", "nested"),
+}
+MATRIX = [
+    variant
+    for variant in (
+        dict(zip(AXES, cell, strict=True)) for cell in itertools.product(*AXES.values())
+    )
+    # The once event never names an item: its word-id variants are one stream.
+    if variant["timestamps"] != "once" or variant["word-item-ids"] == "1"
+]
+
+
+@pytest.mark.parametrize("variant", MATRIX, ids=["-".join(v.values()) for v in MATRIX])
+def test_every_stream_variant_gives_the_providers_audio_and_word_times_to_the_sample(
+    provider: RunningProvider, variant: dict[str, str]
+) -> None:
+    headers = {f"x-fake-{option}": value for option, value in variant.items()}
+    result = speak(provider, headers, MATRIX_TEXT)
+    assert result.pcm == expected_audio(MATRIX_TEXT)[0]
+    assert result.timing is TimingSource.PROVIDER
+    assert result.words == expected_words(MATRIX_TEXT)
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,29 @@ def test_relative_segments_without_items_follow_the_previous_segments_audio() ->
     assert clock.stamps == [Stamp("one", 0, 200), Stamp("two", 300, 400)]
 
 
+@pytest.mark.parametrize(("second_start", "second_end"), [(0.0, 0.1), (0.3, 0.4)])
+def test_items_named_only_by_word_events_start_where_the_previous_words_arrived(
+    second_start: float, second_end: float
+) -> None:
+    # Audio without item_id, words naming their item: the received audio
+    # when the words arrive is where their segment ends, not where it starts.
+    clock = WordClock(1000)
+    clock.audio(None, 0)
+    clock.segment(["one"], [0.0], [0.2], item_id="tts_1", received=300)
+    clock.audio(None, 300)
+    clock.segment(["two"], [second_start], [second_end], item_id="tts_2", received=500)
+    assert clock.stamps == [Stamp("one", 0, 200), Stamp("two", 300, 400)]
+
+
+def test_words_sent_before_their_audio_start_at_the_audio_received_so_far() -> None:
+    clock = WordClock(1000)
+    clock.segment(["one"], [0.0], [0.2], item_id="tts_1", received=0)
+    clock.audio(None, 0)
+    clock.segment(["two"], [0.0], [0.1], item_id="tts_2", received=300)
+    clock.audio(None, 300)
+    assert clock.stamps == [Stamp("one", 0, 200), Stamp("two", 300, 400)]
+
+
 def test_timestamps_arrays_of_unequal_length_are_rejected() -> None:
     event = {"words": ["a", "b"], "start_seconds": [0.0], "end_seconds": [0.1, 0.2]}
     with pytest.raises(RetryableEngineError, match="2 words, 1 starts"):

@@ -5,6 +5,34 @@ the whole input or once per segment, from the start of the response or
 restarting at 0 per segment (tts-protocol.md). :class:`WordClock` turns them
 into sample offsets on one timeline; :func:`word_timings` maps them onto the
 chunk's characters with :func:`worker.words.align`.
+
+Placing a segment needs one number: where its audio starts in the response.
+A segment whose first start lies more than :data:`RELATIVE_TOLERANCE` before
+that point is relative to it (absolute times never run back into audio that
+was already received for earlier segments) and is shifted by it; otherwise
+its times are absolute and stay. Where the segment starts is known from what
+the stream has shown when its words arrive:
+
+* Audio events that carry an ``item_id`` mark where each item's audio
+  starts. A word event naming an item whose audio has begun starts there,
+  whatever the order of events.
+* Otherwise only the order of events tells, and the audio received so far.
+  A stream either sends each segment's words after its audio (the usual: a
+  segment is aligned once it is spoken) or before it. Words that arrive
+  before any audio at all can only come before their audio, so the first
+  word event decides which: after, and a segment starts where the previous
+  segment's words arrived (0 for the first); before, and it starts at the
+  audio received so far. That also covers an ``item_id`` on word events
+  that no audio event named (audio without ids, or words ahead of their
+  item's audio), which is why an item's start is never guessed from the
+  audio received when its words arrive: in the usual order that is where
+  the segment ends.
+* A single event for the whole input is the first and only segment: it
+  starts at 0, so relative and absolute times coincide.
+
+Without item ids on audio, a stream whose words lag behind into the next
+segment's audio cannot be placed when its times are relative: nothing in it
+says where the segment started.
 """
 
 from __future__ import annotations
@@ -71,26 +99,29 @@ def parse_word_event(payload: Mapping[str, Any]) -> tuple[list[str], list[float]
 
 
 class WordClock:
-    """Places word timestamp segments on the response's timeline.
-
-    A segment carrying an ``item_id`` is measured against the first sample of
-    that item's audio; one without is measured against the audio received
-    when the previous segment arrived (providers send a segment's words after
-    its audio). A segment whose first start lies before that point is relative
-    to it; otherwise its times are absolute.
-    """
+    """Places word timestamp segments on the response's timeline (see the module docstring)."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
         self.stamps: list[Stamp] = []
         self.reported = False
         self._items: dict[str, int] = {}
-        self._boundary = 0
+        self._previous = 0  # audio received when the previous segment's words arrived
+        self._words_first: bool | None = None  # decided by the first word event
 
     def audio(self, item_id: object, received: int) -> None:
         """Note audio of ``item_id`` arriving after ``received`` samples."""
         if isinstance(item_id, str):
             self._items.setdefault(item_id, received)
+
+    def _segment_start(self, item_id: object, received: int) -> int:
+        """Return where the segment reported after ``received`` samples starts."""
+        if self._words_first is None:
+            self._words_first = received == 0
+        previous, self._previous = self._previous, received
+        if isinstance(item_id, str) and item_id in self._items:
+            return self._items[item_id]
+        return received if self._words_first else previous
 
     def segment(
         self,
@@ -104,8 +135,7 @@ class WordClock:
         """Add a segment of words (times in seconds) reported after ``received`` samples."""
         self.reported = self.reported or bool(words)
         rate = self.sample_rate
-        base = self._items.get(item_id, received) if isinstance(item_id, str) else self._boundary
-        self._boundary = received
+        base = self._segment_start(item_id, received)
         if not words:
             return
         first = round(starts[0] * rate)
