@@ -66,9 +66,10 @@ def ingest_bytes(data: bytes, filename: str, *, keep_boilerplate: bool = False) 
     blocks: list[Block]
     starts: list[tuple[int, str]]
     if kind is Format.EPUB:
-        blocks, starts = read_epub(data, source_name)
+        blocks, starts = read_epub(data, source_name, keep_boilerplate=keep_boilerplate)
     elif kind is Format.HTML:
-        blocks, starts = read_html(decode_markup(data, source_name), source_name)
+        markup = decode_markup(data, source_name)
+        blocks, starts = read_html(markup, source_name, keep_boilerplate=keep_boilerplate)
     else:
         text = _non_empty(decode_text(data, source_name), source_name)
         if kind is Format.MARKDOWN:

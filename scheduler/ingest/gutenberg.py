@@ -4,25 +4,33 @@ Gutenberg's plain-text books wrap the work in a licence header and footer
 delimited by ``*** START OF THE PROJECT GUTENBERG EBOOK … ***`` and ``*** END
 OF … ***`` (older files: ``*END*THE SMALL PRINT!`` and ``End of the Project
 Gutenberg EBook of …``). Inside, ``[Illustration: caption]`` marks a picture
-and ``_word_`` marks italics; neither is meant to be read aloud.
+and ``_word_`` marks italics; neither is meant to be read aloud. Books made
+from markup carry the same markers in paragraphs of their own
+(:func:`licence_bounds`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from .chapters import heading_title
 
-_START = re.compile(
-    r"^[ \t]*(?:\*{3}[ \t]*START OF (?:THE|THIS) PROJECT GUTENBERG\b"
-    r"|\*END\*?[ \t]*THE SMALL PRINT!)[^\n]*$",
-    re.IGNORECASE | re.MULTILINE,
+_START_MARK = r"\*{3}[ \t]*START OF (?:THE|THIS) PROJECT GUTENBERG\b|\*END\*?[ \t]*THE SMALL PRINT!"
+_END_MARK = (
+    r"\*{3}[ \t]*END OF (?:THE|THIS) PROJECT GUTENBERG\b|End of (?:the |this )?Project Gutenberg\b"
 )
-_END = re.compile(
-    r"^[ \t]*(?:\*{3}[ \t]*END OF (?:THE|THIS) PROJECT GUTENBERG\b"
-    r"|End of (?:the |this )?Project Gutenberg\b)[^\n]*$",
-    re.IGNORECASE | re.MULTILINE,
+_START = re.compile(rf"^[ \t]*(?:{_START_MARK})[^\n]*$", re.IGNORECASE | re.MULTILINE)
+_END = re.compile(rf"^[ \t]*(?:{_END_MARK})[^\n]*$", re.IGNORECASE | re.MULTILINE)
+# Gutenberg's pointers to its other editions, set before the book's title page.
+_EDITIONS_NOTE = re.compile(
+    r"there (?:is|are) (?:an? |several |other )?[\w ]{0,40}\beditions? of this (?:e-?book|title)\b",
+    re.IGNORECASE,
 )
+# In a paragraph (one line), the start marker may close a header set in one
+# <pre>; the end marker opens the footer's first paragraph.
+_START_IN_PARAGRAPH = re.compile(_START_MARK, re.IGNORECASE)
+_END_OF_PARAGRAPHS = re.compile(rf"\s*(?:{_END_MARK})", re.IGNORECASE)
 _ILLUSTRATION = "[Illustration"
 _MARKER = re.compile(re.escape(_ILLUSTRATION) + r"\b", re.IGNORECASE)
 _BRACKET = re.compile(r"[\[\]]")
@@ -39,6 +47,29 @@ def strip_boilerplate(text: str) -> str:
     begin = start.end() if start else 0
     end = _END.search(text, begin)
     return text[begin : end.start() if end else len(text)]
+
+
+def licence_bounds(paragraphs: Sequence[str]) -> tuple[int, int]:
+    """Return the range of ``paragraphs`` between the licence header and footer.
+
+    For books whose paragraphs were extracted from markup (EPUB, HTML) that
+    did not mark the licence as such: the header ends with the paragraph
+    holding the start marker, the footer begins with the paragraph that opens
+    with an end marker. Without markers, the whole range.
+    """
+    begin = next(
+        (n + 1 for n, text in enumerate(paragraphs) if _START_IN_PARAGRAPH.search(text)), 0
+    )
+    end = next(
+        (n for n in range(begin, len(paragraphs)) if _END_OF_PARAGRAPHS.match(paragraphs[n])),
+        len(paragraphs),
+    )
+    return begin, end
+
+
+def is_editions_note(paragraph: str) -> bool:
+    """Tell whether ``paragraph`` is Gutenberg's note that other editions of the book exist."""
+    return bool(_EDITIONS_NOTE.match(paragraph))
 
 
 def drop_illustrations(text: str) -> str:

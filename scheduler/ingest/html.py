@@ -3,15 +3,23 @@
 Block elements become paragraphs and inline text is joined. What a reader of
 the page would not hear is left out: scripts, styles, navigation, hidden
 elements, images, footnote reference marks (``<sup>1</sup>``, ``epub:type=
-"noteref"``) and footnote bodies (``epub:type="footnote"``, ``aside``). The
-parser never touches the network and never resolves entities (see
-:mod:`.prolog`).
+"noteref"``) and footnote bodies (``epub:type="footnote"``, ``aside``).
+
+Lists that point into the book are not read either: a table of contents, a
+list of illustrations or an index says which it is by ``epub:type``/``role``
+when its maker was careful, and otherwise by its shape, a container whose text
+is mostly links to the book's own pages (Project Gutenberg's "CONTENTS" tables).
+Gutenberg's licence header and footer (``id="pg-header"``/``"pg-footer"``,
+class ``pg-boilerplate``; ``pgheader`` in older files) are left out unless
+``keep_boilerplate`` asks for them. The parser never touches the network and
+never resolves entities (see :mod:`.prolog`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -45,6 +53,19 @@ _NOTE_ROLES = frozenset({"doc-noteref", "doc-footnote", "doc-endnote", "doc-endn
     {"doc-pagebreak"}
 )
 _CHROME_ROLES = frozenset({"banner", "contentinfo", "navigation"})
+# Lists of places in the book (EPUB 3 structural semantics, DPUB-ARIA roles).
+_NAVIGATION_TYPES = frozenset({"toc", "loi", "lot", "lov", "landmarks", "index", "page-list"})
+_NAVIGATION_ROLES = frozenset({"doc-toc", "doc-index", "doc-pagelist", "navigation"})
+# Project Gutenberg's licence header and footer, current and older layouts.
+_BOILERPLATE_IDS = frozenset({"pg-header", "pg-footer"})
+_BOILERPLATE_CLASSES = frozenset({"pg-boilerplate", "pgheader", "pgfooter"})
+# A container with at least this many links into the book, whose letters are
+# mostly link text, is a list of contents or illustrations. Chapters link back
+# to their contents ("Back to top") or to notes, but with a few words among
+# thousands.
+_LIST_MIN_LINKS = 3
+_LIST_LINK_SHARE = 0.6
+_LIST_TITLE = re.compile(r"\b(?:contents|illustrations|plates|figures|maps|index)\b", re.IGNORECASE)
 # A reference mark is digits and symbols only: "1", "[2]", "*", "†".
 _MARK = re.compile(r"[\W\d_]*")
 _CHAPTER_LEVEL = 3
@@ -60,28 +81,38 @@ class Extraction:
         blocks: Its paragraphs; headings carry their level (1–6).
         anchors: Element ids that begin a paragraph, mapped to that paragraph's
             index, so that a link to ``file.xhtml#id`` can be placed.
+        unspoken: Ids of elements left out (a contents list, the licence), so
+            that a link to one is known to lead nowhere spoken.
     """
 
     blocks: list[Block] = field(default_factory=list)
     anchors: dict[str, int] = field(default_factory=dict)
+    unspoken: set[str] = field(default_factory=set)
 
 
-def read_html(markup: str, source_name: str) -> tuple[list[Block], list[tuple[int, str]]]:
+def read_html(
+    markup: str, source_name: str, *, keep_boilerplate: bool = False
+) -> tuple[list[Block], list[tuple[int, str]]]:
     """Extract paragraphs from a HTML document; h1–h3 headings start chapters."""
-    extraction = extract(markup, source_name)
+    extraction = extract(markup, source_name, keep_boilerplate=keep_boilerplate)
     return extraction.blocks, chapter_starts(extraction.blocks, max_level=_CHAPTER_LEVEL)
 
 
-def extract(markup: str, source_name: str) -> Extraction:
+def extract(markup: str, source_name: str, *, keep_boilerplate: bool = False) -> Extraction:
     """Parse ``markup`` (HTML or XHTML, already decoded) and extract its text.
+
+    Args:
+        markup: The document.
+        source_name: Names the input in errors.
+        keep_boilerplate: Read Project Gutenberg's licence header and footer too.
 
     Raises:
         UnsafeInputError: When the document declares XML entities.
     """
     root = parse(markup, source_name)
-    walker = _Walker()
     if root is None:
-        return walker.extraction
+        return Extraction()
+    walker = _Walker(_link_lists(root), keep_boilerplate=keep_boilerplate)
     walker.walk(root)
     return walker.extraction
 
@@ -114,10 +145,12 @@ def parse(markup: str, source_name: str) -> etree._Element | None:
 class _Walker:
     """Collects paragraphs in document order, iteratively (no recursion limit)."""
 
-    def __init__(self) -> None:
+    def __init__(self, link_lists: set[etree._Element], *, keep_boilerplate: bool) -> None:
         self.extraction = Extraction()
         self._parts: list[str] = []
         self._has_text = False
+        self._link_lists = link_lists
+        self._keep_boilerplate = keep_boilerplate
 
     def walk(self, root: etree._Element) -> None:
         stack: list[tuple[etree._Element, bool]] = [(root, False)]
@@ -130,6 +163,11 @@ class _Walker:
                 self._add(element.tail if element is not root else None)
                 continue
             ident = element.get("id")
+            if tag and self._is_left_out(element):
+                if ident:
+                    self.extraction.unspoken.add(ident)
+                self._add(element.tail if element is not root else None)
+                continue
             if ident and not self._has_text:
                 self.extraction.anchors.setdefault(ident, len(self.extraction.blocks))
             if not tag or _is_unspoken(element, tag):
@@ -142,6 +180,21 @@ class _Walker:
             self._add(element.text)
             stack.append((element, True))
             stack.extend((child, False) for child in reversed(element))
+
+    def _is_left_out(self, element: etree._Element) -> bool:
+        """A list of places in the book, or Gutenberg's licence: whole parts not read."""
+        if element in self._link_lists:
+            return True
+        if _NAVIGATION_TYPES.intersection((element.get("epub:type") or "").split()):
+            return True
+        if _NAVIGATION_ROLES.intersection((element.get("role") or "").split()):
+            return True
+        if self._keep_boilerplate:
+            return False
+        classes = (element.get("class") or "").split()
+        return element.get("id") in _BOILERPLATE_IDS or bool(
+            _BOILERPLATE_CLASSES.intersection(classes)
+        )
 
     def _add(self, text: str | None) -> None:
         if text:
@@ -170,6 +223,56 @@ def _is_unspoken(element: etree._Element, tag: str) -> bool:
     if tag == "a":
         return (element.get("href") or "").startswith("#") and _is_mark(element)
     return False
+
+
+def _link_lists(root: etree._Element) -> set[etree._Element]:
+    """Return the containers whose letters are mostly links into the book, and their headings.
+
+    One pass from the leaves up counts, for every element, its letters, the
+    letters inside internal links and the number of those links.
+    """
+    counts: dict[etree._Element, tuple[int, int, int]] = {}
+    lists: set[etree._Element] = set()
+    # Reversed document order visits every child before its parent.
+    for element in reversed(list(root.iter())):
+        if not isinstance(element.tag, str):
+            continue
+        letters, linked, links = _letters(element.text), 0, 0
+        for child in element:
+            child_letters, child_linked, child_links = counts.pop(child, (0, 0, 0))
+            letters += child_letters + _letters(child.tail)
+            linked += child_linked
+            links += child_links
+        tag = element.tag.lower()
+        if tag == "a" and _is_internal(element.get("href")):
+            linked, links = letters, links + 1
+        elif (
+            tag in _BLOCK_TAGS
+            and tag not in {"html", "body"}
+            and links >= _LIST_MIN_LINKS
+            and linked >= _LIST_LINK_SHARE * letters
+        ):
+            lists.add(element)
+        counts[element] = (letters, linked, links)
+    # A heading just before a list is its title ("Contents"), heard with it or not at all.
+    for element in list(lists):
+        previous = element.getprevious()
+        if previous is not None and not _letters(previous.tail):
+            tag = previous.tag.lower() if isinstance(previous.tag, str) else ""
+            if tag in _HEADING_LEVELS and _LIST_TITLE.search(text_of(previous)):
+                lists.add(previous)
+    return lists
+
+
+def _letters(text: str | None) -> int:
+    return len("".join(text.split())) if text else 0
+
+
+def _is_internal(href: str | None) -> bool:
+    if not href:
+        return False
+    parts = urlsplit(href)
+    return not parts.scheme and not parts.netloc
 
 
 def _is_hidden(element: etree._Element) -> bool:

@@ -5,12 +5,17 @@ EPUB 2 NCX ``navMap`` used otherwise. Real books fill these with entries that
 are not chapters: page numbers (``"12"`` → ``chapter3.xhtml#page12``) and many
 links into one file. Entries that look like page marks are dropped here; the
 reader keeps a link into the middle of a file only when it lands on a heading.
+
+Entries keep their depth in the tree: the parts of a story (*The Adventures of
+Sherlock Holmes*: "I.", "II.", "III." under "A Scandal in Bohemia") are
+sections of their chapter, not chapters. A tree whose top is one entry
+holding all the others (the book's title) is read from the level below.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 from ttsbatch.errors import UnsafeInputError
@@ -33,6 +38,7 @@ class Entry:
     title: str
     path: str
     fragment: str
+    depth: int = 0
 
 
 def chapter_entries(archive: Archive, package: Package, source_name: str) -> list[Entry]:
@@ -47,7 +53,13 @@ def chapter_entries(archive: Archive, package: Package, source_name: str) -> lis
         if entry.title and where not in seen and not _is_page_mark(entry):
             seen.add(where)
             kept.append(entry)
-    return kept
+    return _below_a_single_root(kept)
+
+
+def _below_a_single_root(entries: list[Entry]) -> list[Entry]:
+    while len(entries) > 1 and sum(1 for entry in entries if entry.depth == 0) == 1:
+        entries = [replace(entry, depth=entry.depth - 1) for entry in entries if entry.depth]
+    return entries
 
 
 def _from_nav(archive: Archive, path: str, source_name: str) -> list[Entry]:
@@ -62,7 +74,9 @@ def _from_nav(archive: Archive, path: str, source_name: str) -> list[Entry]:
         return []
     entries = []
     for link in nav.iter("a"):
-        entry = _entry(path, link.get("href"), text_of(link), source_name)
+        # Each <li> around the link, but the outermost, is a level of nesting.
+        depth = max(sum(1 for e in link.iterancestors("li")) - 1, 0)
+        entry = _entry(path, link.get("href"), text_of(link), source_name, depth)
         if entry:
             entries.append(entry)
     return entries
@@ -71,26 +85,32 @@ def _from_nav(archive: Archive, path: str, source_name: str) -> list[Entry]:
 def _from_ncx(archive: Archive, path: str, source_name: str) -> list[Entry]:
     ncx = parse_xml(archive.read(path, "the NCX table of contents"), path, source_name)
     entries = []
-    # iter() walks depth first in document order: parts before their chapters.
-    for point in (e for e in ncx.iter() if local_name(e) == "navPoint"):
-        label = point.find("{*}navLabel/{*}text")
-        content = point.find("{*}content")
-        if label is None or content is None:
+    # Depth first in document order, parts before their chapters.
+    stack = [(element, 0) for element in reversed(ncx) if local_name(element) == "navMap"]
+    while stack:
+        element, depth = stack.pop()
+        points = [child for child in element if local_name(child) == "navPoint"]
+        stack.extend(
+            (point, depth + (local_name(element) == "navPoint")) for point in reversed(points)
+        )
+        label = element.find("{*}navLabel/{*}text")
+        content = element.find("{*}content")
+        if local_name(element) != "navPoint" or label is None or content is None:
             continue
-        entry = _entry(path, content.get("src"), label.text or "", source_name)
+        entry = _entry(path, content.get("src"), label.text or "", source_name, depth)
         if entry:
             entries.append(entry)
     return entries
 
 
-def _entry(base: str, href: str | None, label: str, source_name: str) -> Entry | None:
+def _entry(base: str, href: str | None, label: str, source_name: str, depth: int) -> Entry | None:
     if not href or urlsplit(href).scheme:
         return None
     try:
         path = resolve(base, href, source_name)
     except UnsafeInputError:
         return None  # a link out of the book is ignored, not followed
-    return Entry(clean(label), path, unquote(urlsplit(href).fragment))
+    return Entry(clean(label), path, unquote(urlsplit(href).fragment), depth)
 
 
 def _is_page_mark(entry: Entry) -> bool:
