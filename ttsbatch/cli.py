@@ -92,7 +92,13 @@ def _settings(engine: str, base_url: str | None) -> Settings:
 @click.option(
     "--max-chars", type=click.IntRange(20, 100_000), help="Characters per request [engine default]."
 )
-@click.option("--jobs", "-j", type=click.IntRange(1, 1024), help="Parallel processes [CPU count].")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(1, 1024),
+    help="Chunks in flight: espeak processes [CPU count], or provider requests on threads"
+    " [TTSBATCH_PROVIDER_CONCURRENCY].",
+)
 @click.option(
     "--format", "audio_format", type=click.Choice(["wav", "pcm"]), default="wav", show_default=True
 )
@@ -148,6 +154,7 @@ def synth(
     from ttsbatch.outputs import check_writable, download_outputs  # noqa: PLC0415
     from ttsbatch.progress import TerminalProgress, clock  # noqa: PLC0415
     from ttsbatch.storage import Store  # noqa: PLC0415
+    from ttsbatch import keys  # noqa: PLC0415
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
 
@@ -184,13 +191,16 @@ def synth(
                 options,
                 store=store,
                 settings=settings,
-                jobs=jobs or os.cpu_count() or 1,
+                jobs=jobs,
                 progress=progress,
                 keep_chunks=keep_chunks,
             )
     finally:
         progress.close()
     written = download_outputs(store, manifest, outdir)
+    if isinstance(store, LocalStore) and not keep_chunks:
+        # The outputs are in OUTDIR now (hard links): the job's folder was work in progress.
+        store.remove_tree(keys.job_prefix(manifest.job_id))
     elapsed = time.monotonic() - started
     audio = progress.audio_seconds
     for plan in manifest.documents:

@@ -1,95 +1,44 @@
-"""The local executor: a whole job in one process pool, on one machine.
+"""The local executor: a whole job on one machine.
 
 The same ingest → split → synthesise → stitch functions as the distributed
-system; only the executor (a process pool) and the store (a local folder)
-differ. Each pool process holds one engine (espeak-ng is not thread-safe).
-Retries of a chunk happen here, in the task layer, and nowhere else.
+system; only the executor and the store (a local folder) differ. Chunks are
+synthesised by a pool (:mod:`ttsbatch.pools`): processes for espeak-ng (not
+thread-safe, CPU-bound), threads of this process for provider engines
+(network-bound), with ``jobs`` chunks in flight.
 
 Chunks are not stored one by one: each is handed back to this process and
 added, in plan order, to its document's :class:`~ttsbatch.assembly.Assembly`,
 so the audio is written once. Pool processes put a chunk's PCM in a slot of a
 file all of them map (:mod:`ttsbatch.slots`) rather than send it through the
-pool's pipe.
+pool's pipe; threads hand it over in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import multiprocessing
 import os
-import signal
-import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.assembly import Assembly, discard, journaled, open_assembly
-from ttsbatch.errors import EngineError, FatalEngineError, JobError, TtsBatchError
+from ttsbatch.errors import EngineError, FatalEngineError, JobError
 from ttsbatch.models import ChunkRecord, Document, DocumentPlan, JobOptions, JobStatus, Manifest
+from ttsbatch.pools import Synthesized, default_jobs, on_threads, open_pool
 from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
 from ttsbatch.slots import Slots
 from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
-from worker.engines import Engine
-from worker.engines.factory import create_engine
 from worker.finalize import write_succeeded
 from worker.retrying import RetryPolicy
 from worker.stitching import SAMPLE_WIDTH
-from worker.synthesis import synthesize_record
 
 #: Slots are one per chunk in flight, at most this many (48 MiB).
 MAX_SLOTS = 24
-
-_engine: Engine | None = None
-_slots: Slots | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Synthesized:
-    """A chunk back from a pool process; its PCM is in slot ``slot`` when ``pcm`` is None."""
-
-    done: ChunkDone
-    record: ChunkRecord
-    pcm: bytes | None
-
-
-def _init_process(options: JobOptions, settings: Settings, slots: tuple[Path, int] | None) -> None:
-    """Pool initializer: one engine per process, and the shared slots."""
-    global _engine, _slots  # noqa: PLW0603 - per-process state is the point of an initializer
-    # Ctrl-C goes to the parent, which stops the pool; children must not die mid-write.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _engine = create_engine(options.engine, settings)
-    _slots = Slots(*slots) if slots else None
-
-
-def _run_chunk(
-    doc: str, index: int, text: str, policy: RetryPolicy, slot: int | None
-) -> _Synthesized:
-    """Synthesise one chunk in a pool process, retrying as the policy says."""
-    assert _engine is not None, "pool process not initialised"  # noqa: S101
-    attempt = 0
-    while True:
-        try:
-            record, pcm = synthesize_record(_engine, index=index, text=text)
-        except TtsBatchError as exc:
-            attempt += 1
-            delay = policy.delay(attempt, exc)
-            if delay is None:
-                if isinstance(exc, EngineError):
-                    exc.chunk_index = index
-                    exc.add_note(f"{doc} chunk {index}, after {attempt} attempt(s)")
-                raise
-            time.sleep(delay)
-        else:
-            done = ChunkDone(doc, index, len(text), record.samples / record.sample_rate, True)
-            if _slots is not None and slot is not None and _slots.put(slot, pcm):
-                return _Synthesized(done, record, None)
-            return _Synthesized(done, record, pcm)
 
 
 def run_local(
@@ -98,7 +47,7 @@ def run_local(
     *,
     store: LocalStore,
     settings: Settings,
-    jobs: int,
+    jobs: int | None = None,
     progress: Progress | None = None,
     policy: RetryPolicy | None = None,
     keep_chunks: bool = False,
@@ -109,6 +58,8 @@ def run_local(
     already assembled are not synthesised again.
 
     Args:
+        jobs: chunks in flight (processes for espeak, threads for providers);
+            by default :func:`ttsbatch.pools.default_jobs`.
         keep_chunks: keep each document's journal of chunk records.
 
     Raises:
@@ -123,7 +74,7 @@ def run_local(
             documents,
             store=store,
             settings=settings,
-            jobs=jobs,
+            jobs=jobs or default_jobs(options.engine.engine, settings),
             progress=progress,
             policy=policy,
             keep_chunks=keep_chunks,
@@ -277,57 +228,52 @@ def _synthesize_all(
     # Keep a bounded window of chunks in flight or waiting for an earlier one,
     # so that memory stays flat and a cancel stops quickly.
     window = max(8, jobs * 4)
-    slots = _shared_slots(assembler.slots_path(), min(window, MAX_SLOTS))
+    slots = None
+    if not on_threads(options.engine.engine):
+        slots = _shared_slots(assembler.slots_path(), min(window, MAX_SLOTS))
     free = list(range(slots.count)) if slots else []
-    # spawn: children must not inherit a parent's native engine state or threads.
-    pool = ProcessPoolExecutor(
-        max_workers=max(1, min(jobs, len(pending))),
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_process,
-        initargs=(options, settings, (slots.path, slots.count) if slots else None),
-    )
-    running: dict[Future[_Synthesized], tuple[int, int | None]] = {}
-    arrived: dict[int, tuple[_Synthesized, int | None]] = {}
+    running: dict[Future[Synthesized], tuple[int, int | None]] = {}
+    arrived: dict[int, tuple[Synthesized, int | None]] = {}
     submitted = added = 0
     clean = False
     try:
-        while added < len(pending):
-            while submitted < len(pending) and len(running) + len(arrived) < window:
-                doc, index, text = pending[submitted]
-                slot = free.pop() if free else None
-                running[pool.submit(_run_chunk, doc, index, text, policy, slot)] = (submitted, slot)
-                submitted += 1
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                position, slot = running.pop(future)
-                result = future.result()
-                on_done(result.done)
-                arrived[position] = (result, slot)
-            while added in arrived:
-                result, slot = arrived.pop(added)
-                _add(assembler, result, slots, slot)
-                if slot is not None:
-                    free.append(slot)
-                added += 1
-        clean = True
+        pool = open_pool(
+            options, settings, workers=max(1, min(jobs, len(pending))), policy=policy, slots=slots
+        )
+        try:
+            while added < len(pending):
+                while submitted < len(pending) and len(running) + len(arrived) < window:
+                    doc, index, text = pending[submitted]
+                    slot = free.pop() if free else None
+                    running[pool.submit(doc, index, text, slot)] = (submitted, slot)
+                    submitted += 1
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    position, slot = running.pop(future)
+                    result = future.result()
+                    on_done(result.done)
+                    arrived[position] = (result, slot)
+                while added in arrived:
+                    result, slot = arrived.pop(added)
+                    _add(assembler, result, slots, slot)
+                    if slot is not None:
+                        free.append(slot)
+                    added += 1
+            clean = True
+        finally:
+            pool.close(clean=clean)
     except FatalEngineError:
         raise
     except EngineError as exc:
         where = exc.__notes__[-1] if getattr(exc, "__notes__", None) else f"chunk {exc.chunk_index}"
         raise JobError(f"{where}: {exc}", job_id=job_id) from exc
     finally:
-        if clean:
-            pool.shutdown(wait=True)
-        else:
-            _stop(pool)
         if slots is not None:
             slots.close()
             slots.path.unlink(missing_ok=True)
 
 
-def _add(
-    assembler: _Assembler, result: _Synthesized, slots: Slots | None, slot: int | None
-) -> None:
+def _add(assembler: _Assembler, result: Synthesized, slots: Slots | None, slot: int | None) -> None:
     """Add a chunk to its assembly, from the pipe or from its shared slot."""
     if result.pcm is not None:
         assembler.add(result.done.doc, result.record, result.pcm)
@@ -340,14 +286,3 @@ def _add(
 def _shared_slots(path: Path, count: int) -> Slots | None:
     """The slots file for a run (a seam for tests: None sends every chunk through the pipe)."""
     return Slots.create(path, count)
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Stop the pool now: in-flight chunks are abandoned (assembled ones are kept)."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(timeout=5)
