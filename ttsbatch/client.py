@@ -20,6 +20,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from ttsbatch.errors import TtsBatchError
+from ttsbatch.inputs import read_input
 
 JsonDict = dict[str, Any]
 
@@ -121,7 +122,7 @@ class ApiClient:
                 "files",
                 (
                     p.name,
-                    p.read_bytes(),
+                    read_input(p),
                     mimetypes.guess_type(p.name)[0] or "application/octet-stream",
                 ),
             )

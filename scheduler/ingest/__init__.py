@@ -16,6 +16,7 @@ import hashlib
 from pathlib import Path, PurePath
 
 from ttsbatch.errors import InputError
+from ttsbatch.inputs import read_input
 from ttsbatch.models import Document
 
 from .decoding import decode_markup, decode_text
@@ -39,19 +40,12 @@ def ingest_file(path: Path, *, keep_boilerplate: bool = False) -> Document:
         keep_boilerplate: Keep the Project Gutenberg licence header and footer.
 
     Raises:
-        InputError: When the file is missing, unreadable, empty or malformed.
+        InputError: When the file is missing, unreadable, not a regular file (a FIFO,
+            a socket, a device), empty or malformed.
         UnsafeInputError: When the file looks hostile.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory; give a file") from None
-    except OSError as error:
-        raise InputError(f"{path}: cannot be read ({error.strerror})") from None
-    return ingest_bytes(data, path.name, keep_boilerplate=keep_boilerplate)
+    return ingest_bytes(read_input(path), path.name, keep_boilerplate=keep_boilerplate)
 
 
 def ingest_bytes(data: bytes, filename: str, *, keep_boilerplate: bool = False) -> Document:

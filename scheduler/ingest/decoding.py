@@ -7,7 +7,8 @@ control bytes, mostly ASCII), because that is what old English-language files
 such as Project Gutenberg's are; charset-normalizer is only asked after that, as
 on mostly-ASCII text with a few curly quotes it tends to answer cp1250 or
 another neighbour whose accented letters differ. UTF-8 with a few stray bytes
-(a bad copy, a truncated file) stays UTF-8, minus those bytes. Whatever is
+(a bad copy, a truncated file) stays UTF-8, minus those bytes, and a few stray
+NUL bytes (converted or scraped text) are dropped. Whatever is
 decoded must then look like text: binary data is refused rather than spoken as
 noise.
 """
@@ -43,6 +44,8 @@ _MIN_VALID_PER_INVALID = 20
 # More than this share of non-ASCII bytes is more likely Cyrillic, Greek or
 # a CJK encoding than Western text in Windows-1252.
 _MAX_CP1252_HIGH_SHARE = 0.2
+# Text with more than one NUL byte in this many is binary.
+_MAX_NUL_SHARE = 100
 # WHATWG: these labels mean windows-1252 on the web (keys are codecs' names).
 _WEB_ALIASES = {"iso8859-1": "cp1252", "ascii": "cp1252"}
 _DECLARED = re.compile(
@@ -62,7 +65,7 @@ def decode_text(data: bytes, source_name: str) -> str:
             return _checked(_strict(data, encoding, source_name), source_name)
     # Before UTF-8: ASCII in UTF-16 without a mark is valid UTF-8, NULs and all.
     if b"\x00" in data:
-        return _checked(_utf16_without_bom(data, source_name), source_name)
+        return _with_nuls(data, source_name)
     try:
         return _checked(data.decode("utf-8"), source_name)
     except UnicodeDecodeError:
@@ -103,7 +106,22 @@ def _strict(data: bytes, encoding: str, source_name: str) -> str:
         ) from None
 
 
-def _utf16_without_bom(data: bytes, source_name: str) -> str:
+def _with_nuls(data: bytes, source_name: str) -> str:
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        return _checked(utf16, source_name)
+    # A few stray NULs (a converted or scraped text) are dropped; many are binary.
+    # Compressed binary data holds few NULs but many other control bytes,
+    # which _checked() refuses once the NULs are gone.
+    if data.count(0) * _MAX_NUL_SHARE > len(data):
+        raise InputError(
+            f"{source_name}: not text (it contains NUL bytes, so it looks like a binary "
+            "file); give a .txt, .md, .html or .epub file"
+        )
+    return decode_text(data.replace(b"\x00", b""), source_name)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
     # ASCII in UTF-16 puts a NUL beside every character, all on one side.
     even, odd = data[0::2].count(0), data[1::2].count(0)
     if len(data) % 2 == 0 and max(even, odd) >= len(data) // 4 and min(even, odd) == 0:
@@ -111,10 +129,12 @@ def _utf16_without_bom(data: bytes, source_name: str) -> str:
             return data.decode("utf-16-le" if odd else "utf-16-be")
         except UnicodeDecodeError:
             pass
-    raise InputError(
-        f"{source_name}: not text (it contains NUL bytes, so it looks like a binary file); "
-        "give a .txt, .md, .html or .epub file"
-    )
+    return None
+
+
+def _max_stray(length: int) -> int:
+    """How many control characters a text of ``length`` may hold by accident."""
+    return max(8, length // 1000)
 
 
 def _damaged_utf8(data: bytes) -> str | None:
@@ -147,7 +167,7 @@ def _plausible_cp1252(data: bytes) -> bool:
 
 def _checked(text: str, source_name: str) -> str:
     """Return ``text`` unless it holds control characters that text never has."""
-    limit = max(8, len(text) // 1000)
+    limit = _max_stray(len(text))
     if sum(1 for _ in islice(_CONTROL.finditer(text), limit + 1)) > limit:
         raise InputError(
             f"{source_name}: not text (it is full of control characters, so it looks "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
+import struct
 import zipfile
 from pathlib import Path
 
@@ -36,6 +38,39 @@ def test_a_missing_file_is_an_input_error_naming_the_path(tmp_path: Path) -> Non
 def test_a_directory_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"is a directory"):
         ingest_file(tmp_path)
+
+
+def test_a_socket_is_refused_as_not_a_regular_file(tmp_path: Path) -> None:
+    path = tmp_path / "book.txt"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        with pytest.raises(InputError, match=rf"^{path}: is a socket, not a regular file"):
+            ingest_file(path)
+
+
+def test_a_device_is_refused_as_not_a_regular_file() -> None:
+    with pytest.raises(InputError, match=r"^/dev/zero: is a device, not a regular file"):
+        ingest_file(Path("/dev/zero"))
+
+
+def test_a_text_with_a_few_stray_nul_bytes_is_read_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "scraped.txt"
+    line = b"It was a dark and stormy night; the rain fell in torrents. " * 10
+    path.write_bytes(line + b"\x00" + line + b"\x00\x00\n\n" + line * 5 + b"\x00")
+    line = "It was a dark and stormy night; the rain fell in torrents. " * 10
+    assert ingest_file(path).text == f"{(line * 2).strip()}\n\n{(line * 5).strip()}"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (struct.pack("<256I", *range(256)) * 16, "contains NUL bytes"),  # integers
+        (bytes(range(256)) * 64, "not text"),  # a few NULs among every other byte
+    ],
+)
+def test_a_binary_file_with_nul_bytes_is_still_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(InputError, match=reason):
+        ingest_bytes(data, "blob.txt")
 
 
 def test_inline_text_is_named_and_hashed_as_utf8() -> None:
