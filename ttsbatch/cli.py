@@ -150,11 +150,11 @@ def synth(
     """
     # Imported here so that `ttsbatch --help` stays fast.
     from scheduler.ingest import ingest_file  # noqa: PLC0415
+    from ttsbatch import keys  # noqa: PLC0415
     from ttsbatch.local import run_local  # noqa: PLC0415
     from ttsbatch.outputs import check_writable, download_outputs  # noqa: PLC0415
     from ttsbatch.progress import TerminalProgress, clock  # noqa: PLC0415
     from ttsbatch.storage import Store  # noqa: PLC0415
-    from ttsbatch import keys  # noqa: PLC0415
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
 

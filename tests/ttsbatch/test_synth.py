@@ -72,6 +72,27 @@ def test_synth_writes_five_outputs_whose_timeline_matches_the_audio(tmp_path: Pa
     assert [w["start"] for w in words] == sorted(w["start"] for w in words)
     assert (out / "book.vtt").read_text().startswith("WEBVTT\n\n00:00:00.000 --> ")
     assert "CHAPTER 2" in (out / "book.srt").read_text()
+    # Work in progress is gone once the outputs are out: no manifest, no second copy.
+    assert not (out / ".ttsbatch").exists()
+
+
+def test_keep_chunks_keeps_the_job_folder_with_its_journal(tmp_path: Path) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text("One short sentence to keep.", encoding="utf-8")
+    result = _synth(book, "-o", tmp_path / "out", "--keep-chunks", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _chunks_stored(tmp_path / "out") == 1
+
+
+def test_a_fifo_given_as_input_is_refused_at_once_naming_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "book.txt"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    result = _synth(fifo, "-o", tmp_path / "out", cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    assert result.returncode != 0
+    assert f"{fifo}: is a named pipe (FIFO), not a regular file" in result.stderr
+    assert elapsed < 60  # a hang would be killed by the timeout; the figure is in the note
 
 
 @pytest.mark.skipif(

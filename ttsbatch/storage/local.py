@@ -116,6 +116,18 @@ class LocalStore:
         for key in keys:
             self.path(key).unlink(missing_ok=True)
 
+    def remove_tree(self, prefix: str) -> None:
+        """Delete everything under ``prefix``, then the folders it leaves empty, root included."""
+        folder = self.path(prefix)
+        shutil.rmtree(folder, ignore_errors=True)
+        for parent in folder.parents:
+            if not parent.is_relative_to(self.root.parent) or parent == self.root.parent:
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break  # not empty: something else lives there
+
     def download(self, key: str, path: Path) -> None:
         """Copy ``key`` to ``path``: a hard link when possible, else a copy."""
         source = self.path(key)
