@@ -13,11 +13,12 @@ import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from ttsbatch.errors import ConfigError, TtsBatchError
 from ttsbatch.messages import ALL_QUEUES, LOCAL_QUEUE
 from ttsbatch.models import JobStatus
-from ttsbatch.settings import Settings
+from ttsbatch.settings import ENGINES, JobDefaults, Settings
 
 POOLS = ("prefork", "threads", "solo")
 
@@ -211,10 +212,20 @@ def status(job_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--engine", default="espeak", show_default=True, help="espeak, together or openai.")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    help="The engine the workers serve and the API's default [TTSBATCH_DEFAULT_ENGINE, else espeak].",
+)
 @click.option("--base-url", help="Provider base URL for the workers.")
-@click.option("--model", help="Provider model (shown in the example command).")
-@click.option("--voice", help="Engine voice (shown in the example command).")
+@click.option(
+    "--model",
+    help="The API's default model [TTSBATCH_DEFAULT_MODEL; for together/openai an example model].",
+)
+@click.option(
+    "--voice",
+    help="The API's default voice [TTSBATCH_DEFAULT_VOICE; for together/openai an example voice].",
+)
 @click.option("--workers", "-w", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--concurrency", "-c", type=click.IntRange(1, 1024), help="Per worker.")
 @click.option("--fake-provider", is_flag=True, help="Also start the imitation provider.")
@@ -235,7 +246,7 @@ def status(job_id: str, as_json: bool) -> None:
 @click.option("--no-api", is_flag=True, help="Do not start the REST API.")
 @click.option("--no-beat", is_flag=True, help="Do not start the beat (scheduled runs).")
 def dev(  # noqa: PLR0917 - click passes every option of a command as a parameter
-    engine: str,
+    engine: str | None,
     base_url: str | None,
     model: str | None,
     voice: str | None,
@@ -251,10 +262,19 @@ def dev(  # noqa: PLR0917 - click passes every option of a command as a paramete
 
     Uses the Redis of REDIS_URL and the S3 of AWS_ENDPOINT_URL when they answer.
     The API takes the keys of TTSBATCH_API_KEYS; without them it gets the key
-    "dev-key". Prints a curl that submits a job once the API is ready.
+    "dev-key". --engine, --model and --voice are the API's defaults
+    (TTSBATCH_DEFAULT_*): a job that names no engine is spoken by the workers'.
+    Prints a curl that submits a job once the API and the workers are ready.
     """
     from ttsbatch.devstack import DevOptions, run_dev  # noqa: PLC0415 - keeps --help fast
 
+    try:
+        defaults = JobDefaults()
+    except ValidationError as exc:
+        raise ConfigError(f"TTSBATCH_DEFAULT_*: {exc.errors()[0]['msg']}") from None
+    if engine is None or engine == defaults.engine:
+        model, voice = model or defaults.model, voice or defaults.voice
+    engine = engine or defaults.engine
     run_dev(
         DevOptions(
             engine=engine,

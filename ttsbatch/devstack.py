@@ -3,8 +3,11 @@
 Starts (or connects to, when configured and answering) Redis and an S3 server
 (SeaweedFS), optionally the imitation provider, N ``ttsbatch worker``
 processes, the beat (``ttsbatch beat``) and the REST API (``ttsbatch api``, with
-a generated dev key unless ``TTSBATCH_API_KEYS`` is set); waits until the API
-answers ``/readyz``; prints where each listens, the variables a client needs
+a generated dev key unless ``TTSBATCH_API_KEYS`` is set). The stack's engine,
+model and voice are its deployment defaults (``TTSBATCH_DEFAULT_*``): a job
+sent to its API without ``engine`` is spoken by the engine its workers serve.
+Waits until the API answers ``/readyz`` and every worker consumes (its
+heartbeat is in Redis, :mod:`ttsbatch.roster`); prints where each listens, the variables a client needs
 and a ``curl`` that submits a job; keeps everything under one folder; stops it
 all on Ctrl-C or SIGTERM in the reverse order of need: the API (no new jobs),
 the beat (no new runs), the workers (a warm shutdown puts their in-flight
@@ -14,10 +17,12 @@ chunks back on the queue), then the provider, SeaweedFS and Redis.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +37,7 @@ import click
 
 from ttsbatch.errors import ConfigError
 from ttsbatch.messages import ALL_QUEUES, FINALIZE_QUEUE, LOCAL_ENGINES, PROVIDER_QUEUE
+from ttsbatch.roster import Roster
 from ttsbatch.services import (
     LOOPBACK,
     RedisServer,
@@ -44,7 +50,7 @@ from ttsbatch.services import (
     stop_process,
     wait_until,
 )
-from ttsbatch.settings import ApiSettings
+from ttsbatch.settings import PROVIDER_EXAMPLES, ApiSettings
 from ttsbatch.storage.s3 import S3Store, create_client
 
 DEV_BUCKET = "ttsbatch-dev"
@@ -116,15 +122,23 @@ def queues_for(engine: str) -> tuple[str, ...]:
     return ALL_QUEUES if engine in LOCAL_ENGINES else (PROVIDER_QUEUE, FINALIZE_QUEUE)
 
 
-def sample_job(options: DevOptions) -> dict[str, str]:
-    """The JSON body of the example job: a sentence, with the stack's engine, model and voice."""
-    job = dict(SAMPLE_JOB)
-    if options.engine != "espeak":
-        job["engine"] = options.engine
-    for name, value in (("model", options.model), ("voice", options.voice)):
-        if value:
-            job[name] = value
-    return job
+def job_defaults(options: DevOptions) -> dict[str, str]:
+    """The stack's ``TTSBATCH_DEFAULT_*``: its engine, and for a provider a model and voice.
+
+    A provider engine given no ``--model``/``--voice`` gets
+    :data:`~ttsbatch.settings.PROVIDER_EXAMPLES`' (the API refuses provider
+    jobs without them).
+    """
+    env = {"TTSBATCH_DEFAULT_ENGINE": options.engine}
+    model, voice = options.model, options.voice
+    if options.engine in PROVIDER_EXAMPLES:
+        example_model, example_voice = PROVIDER_EXAMPLES[options.engine]
+        model, voice = model or example_model, voice or example_voice
+    if model:
+        env["TTSBATCH_DEFAULT_MODEL"] = model
+    if voice:
+        env["TTSBATCH_DEFAULT_VOICE"] = voice
+    return env
 
 
 def _http_status(url: str) -> int | None:
@@ -136,6 +150,11 @@ def _http_status(url: str) -> int | None:
         return exc.code
     except OSError:
         return None
+
+
+def _consumes(roster: Roster, worker: str, queues: tuple[str, ...]) -> bool:
+    """Whether ``worker``'s heartbeat is in Redis for every one of ``queues``."""
+    return all(worker in roster.workers(queue) for queue in queues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +207,7 @@ class DevStack:
                 self._beat(data)
             if port is not None:
                 self._api(data, port)
+            self._await_workers()
         except BaseException:
             self.stop()
             raise
@@ -291,18 +311,36 @@ class DevStack:
         if self.options.base_url:
             variable = "OPENAI" if self.options.engine == "openai" else "TOGETHER"
             self.env[f"{variable}_BASE_URL"] = self.options.base_url
+        defaults = job_defaults(self.options)
+        self.env.update(defaults)
+        self.lines.append(("defaults", ", ".join(f"{k}={v}" for k, v in defaults.items())))
         argv = worker_command(
             queues=queues_for(self.options.engine), concurrency=self.options.concurrency
         )
         for n in range(1, self.options.workers + 1):
             child = self._spawn(
                 f"worker {n}",
-                [*argv, f"--hostname=dev-{n}@%h"],
+                [*argv, f"--hostname={self._worker_name(n)}"],
                 data / "logs" / f"worker-{n}.log",
                 {**os.environ, **self.env},
             )
             self.workers.append(child)
             self.lines.append((child.name, f"pid {child.process.pid}, log {child.log}"))
+
+    @staticmethod
+    def _worker_name(n: int) -> str:
+        return f"dev-{n}@{socket.gethostname()}"
+
+    def _await_workers(self) -> None:
+        """Wait until every worker consumes: its heartbeat on each of its queues is in Redis."""
+        queues = queues_for(self.options.engine)
+        roster = Roster.from_url(self.env["REDIS_URL"])
+        try:
+            for n, child in enumerate(self.workers, start=1):
+                name = self._worker_name(n)
+                self._await(child, functools.partial(_consumes, roster, name, queues))
+        finally:
+            roster.client.close()
 
     def _beat(self, data: Path) -> None:
         child = self._spawn(
@@ -343,9 +381,11 @@ class DevStack:
         text += ["", "In another shell:"]
         exports = {**self.env, **self.client_env}
         text += [f"  export {name}={shlex.quote(value)}" for name, value in sorted(exports.items())]
+        defaults = job_defaults(self.options)
         flags = f" --engine {self.options.engine}"
-        flags += f" --model {self.options.model}" if self.options.model else ""
-        flags += f" --voice {self.options.voice}" if self.options.voice else ""
+        for name in ("model", "voice"):
+            value = defaults.get(f"TTSBATCH_DEFAULT_{name.upper()}")
+            flags += f" --{name} {shlex.quote(value)}" if value else ""
         text += [f"  ttsbatch synth --distributed{flags} INPUT -o OUTDIR"]
         if self.api_url is not None:
             text += ["", *self._api_examples(flags)]
@@ -359,7 +399,8 @@ class DevStack:
             if self.api_key
             else ('"Authorization: Bearer $TTSBATCH_API_KEY"')
         )
-        body = shlex.quote(json.dumps(sample_job(self.options)))
+        # No engine, model or voice: the stack's defaults (TTSBATCH_DEFAULT_*) choose them.
+        body = shlex.quote(json.dumps(SAMPLE_JOB))
         return [
             "Submit a job over the API:",
             f"  curl -X POST {url}/v1/jobs -H {auth} -H 'Content-Type: application/json' -d {body}",

@@ -8,9 +8,9 @@ README's configuration table.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self, get_args
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,47 @@ class ProviderLimits(BaseSettings):
     timeout: float = Field(default=60.0, gt=0, description="Read timeout of one request (s).")
 
 
+#: The engines a job may name.
+EngineName = Literal["espeak", "together", "openai"]
+ENGINES: tuple[str, ...] = get_args(EngineName)
+#: Engines that speak through a provider and need a model and a voice.
+PROVIDER_ENGINES = ("together", "openai")
+#: A model and a voice of each provider engine: named in messages, and what
+#: ``ttsbatch dev --engine`` uses when given neither.
+PROVIDER_EXAMPLES = {
+    "together": ("hexgrad/Kokoro-82M", "af_heart"),
+    "openai": ("gpt-4o-mini-tts", "alloy"),
+}
+
+
+class JobDefaults(BaseSettings):
+    """The deployment's engine, model and voice for jobs that do not name them.
+
+    ``TTSBATCH_DEFAULT_ENGINE`` is used by the API (jobs, runs and schedules)
+    and by ``ttsbatch dev --engine``; ``_MODEL`` and ``_VOICE`` fill in only
+    for that engine (a job that names another engine gets no default voice
+    meant for a different one).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TTSBATCH_DEFAULT_", extra="ignore")
+
+    engine: EngineName = Field(
+        default="espeak", description="Engine of a job that names none."
+    )
+    model: str | None = Field(default=None, description="Model of such jobs (provider engines).")
+    voice: str | None = Field(default=None, description="Voice of such jobs.")
+
+    @model_validator(mode="after")
+    def _model_only_for_providers(self) -> Self:
+        if self.model and self.engine not in PROVIDER_ENGINES:
+            raise ValueError(
+                f"TTSBATCH_DEFAULT_MODEL={self.model} is for a provider engine"
+                f" ({', '.join(PROVIDER_ENGINES)}); {self.engine} takes no model:"
+                " unset it, or set TTSBATCH_DEFAULT_ENGINE"
+            )
+        return self
+
+
 class ApiSettings(BaseSettings):
     """The REST API (``ttsbatch api``): keys, limits, sources and webhooks."""
 
@@ -76,6 +117,11 @@ class ApiSettings(BaseSettings):
         default=False, description="Allow webhooks to private and loopback addresses."
     )
     webhook_attempts: int = Field(default=5, ge=1)
+    require_workers: bool = Field(
+        default=True,
+        description="Refuse (503) a job whose engine no live worker serves; false when"
+        " workers scale up from zero on queue length.",
+    )
 
 
 class WorkerSettings(BaseSettings):
@@ -112,3 +158,4 @@ class Settings(BaseSettings):
     provider: ProviderLimits = Field(default_factory=ProviderLimits)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    defaults: JobDefaults = Field(default_factory=JobDefaults)

@@ -157,4 +157,8 @@ def create_celery_app(
         from worker.health import install  # noqa: PLC0415 - symmetric with the tasks
 
         install(app)
+        # The heartbeat in Redis that tells the API which queues live workers read.
+        from worker.presence import install as announce  # noqa: PLC0415 - symmetric
+
+        announce(app, settings)
     return app

@@ -38,6 +38,8 @@ from ttsbatch.storage import Store
 
 #: Seconds between two looks for stalled jobs.
 RESCUE_INTERVAL = 30.0
+#: Retry-After (s) of a job refused because no worker serves it: about one heartbeat.
+NO_WORKER_RETRY_AFTER = 10
 
 DESCRIPTION = """Batch text-to-speech: submit documents or corpora, follow them, collect audio
 with a word-level timeline. Every route but health and metrics needs
@@ -115,7 +117,11 @@ def _problem(
 def _add_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif exc.status == 503:
+            headers = {"Retry-After": str(NO_WORKER_RETRY_AFTER)}
         return _problem(exc.status, exc.code, str(exc), headers)
 
     async def input_error(request: Request, exc: Exception) -> Response:

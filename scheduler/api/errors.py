@@ -10,7 +10,8 @@
         ├── UnsupportedError      an unsupported media type or file format (415)
         ├── InvalidRequestError   a field is invalid: unknown engine/voice, bad cron (422)
         ├── TooManyJobsError      the tenant has too many jobs running (429)
-        └── UnauthorizedError     no or an unknown API key (401)
+        ├── UnauthorizedError     no or an unknown API key (401)
+        └── NoWorkerError         no live worker serves the job's engine (503)
 
 Every message says what to change.
 """
@@ -76,3 +77,10 @@ class UnauthorizedError(ApiError):
 
     status = 401
     code = "unauthorized"
+
+
+class NoWorkerError(ApiError):
+    """Raised when no live worker consumes the queue a job's chunks (or stitch) would go to."""
+
+    status = 503
+    code = "no_worker"

@@ -24,9 +24,23 @@ class JobSpec(Body):
     """How to speak: engine, voice and layout options, tags and a webhook."""
 
     name: Name | None = Field(default=None, description="Name of the job and of inline text.")
-    engine: str = Field(default="espeak", description="espeak, together or openai.")
-    model: str | None = Field(default=None, max_length=200)
-    voice: str | None = Field(default=None, max_length=200)
+    engine: str | None = Field(
+        default=None,
+        description="espeak, together or openai; left out: the deployment's"
+        " (TTSBATCH_DEFAULT_ENGINE, espeak unless set).",
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The provider's model (together, openai: required unless the deployment"
+        " sets TTSBATCH_DEFAULT_MODEL for that engine); espeak takes none.",
+    )
+    voice: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The engine's voice (together, openai: required unless the deployment"
+        " sets TTSBATCH_DEFAULT_VOICE for that engine).",
+    )
     language: str | None = Field(default=None, max_length=35)
     max_chars: int | None = Field(default=None, ge=20, le=100_000)
     pauses: Pauses | None = None

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 import redis
 from celery import Celery
 
-from scheduler.api.catalog import check_engine
-from scheduler.api.errors import ConflictError, NotFoundError, TooManyJobsError
+from scheduler.api.catalog import ENGINES, choose_engine
+from scheduler.api.errors import ConflictError, NotFoundError, NoWorkerError, TooManyJobsError
 from scheduler.api.registry import JobEntry, Registry
 from scheduler.api.schemas import ChunkError, Job, JobProgress, JobSpec, ResultFile
 from scheduler.api.sources import SourceReader, check_limits
@@ -25,8 +25,10 @@ from scheduler.dispatch import create_producer
 from scheduler.planning import job_id_for
 from scheduler.webhooks import check_target
 from ttsbatch import distributed, keys
-from ttsbatch.models import Document, EngineSpec, JobOptions, JobStatus, Manifest
-from ttsbatch.settings import Settings
+from ttsbatch.messages import FINALIZE_QUEUE, queue_for
+from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
+from ttsbatch.roster import Roster
+from ttsbatch.settings import JobDefaults, Settings
 from ttsbatch.state import TERMINAL, JobSnapshot, JobState
 from ttsbatch.storage import Store, open_store
 from ttsbatch.storage.s3 import S3Store
@@ -69,6 +71,11 @@ class Services:
         )
 
     @property
+    def roster(self) -> Roster:
+        """The workers' heartbeats, in the job state's Redis and namespace."""
+        return Roster(self.state.client, namespace=self.state.namespace)
+
+    @property
     def cluster(self) -> distributed.Cluster:
         """The store, job state and producer, as the distributed executor takes them."""
         return distributed.Cluster(store=self.store, state=self.state, producer=self.producer)
@@ -83,11 +90,15 @@ def iso(timestamp: float | None) -> str | None:
     )
 
 
-def job_options(spec: JobSpec) -> JobOptions:
-    """Return the job options a request asks for; refuse an unknown engine or voice."""
-    check_engine(spec.engine, spec.voice)
-    engine = EngineSpec(
-        engine=spec.engine, model=spec.model, voice=spec.voice, language=spec.language
+def job_options(spec: JobSpec, defaults: JobDefaults | None = None) -> JobOptions:
+    """Return the job options a request asks for, the deployment's defaults filled in.
+
+    Raises:
+        InvalidRequestError: an unknown engine or voice, or a field the engine
+            needs is missing (:func:`~scheduler.api.catalog.choose_engine`).
+    """
+    engine = choose_engine(
+        spec.engine, spec.model, spec.voice, spec.language, defaults or JobDefaults()
     )
     fields: dict[str, object] = {"engine": engine, "audio_format": spec.audio_format}
     if spec.max_chars is not None:
@@ -95,6 +106,38 @@ def job_options(spec: JobSpec) -> JobOptions:
     if spec.pauses is not None:
         fields["pauses"] = spec.pauses
     return JobOptions.model_validate(fields)
+
+
+def check_workers(services: Services, engine: str, job_id: str | None = None) -> None:
+    """Refuse a job that no live worker would synthesise or stitch.
+
+    A job already succeeded (``job_id``'s manifest) needs no worker. Skipped
+    when ``TTSBATCH_API_REQUIRE_WORKERS`` is false (workers scaled from zero).
+
+    Raises:
+        NoWorkerError: naming the engine, the queue nobody reads, and the
+            engines live workers do serve.
+    """
+    if not services.settings.api.require_workers:
+        return
+    needed = [queue_for(engine), FINALIZE_QUEUE]
+    live = services.roster.live_queues({*needed, *(queue_for(e) for e in ENGINES)})
+    missing = [queue for queue in needed if queue not in live]
+    if not missing:
+        return
+    if job_id is not None:
+        manifest = distributed.find_manifest(services.store, job_id)
+        if manifest is not None and manifest.status is JobStatus.SUCCEEDED:
+            return
+    served = [e for e in ENGINES if queue_for(e) in live] if FINALIZE_QUEUE in live else []
+    choice = (
+        f"; engines served now: {', '.join(served)}" if served else "; no worker is running at all"
+    )
+    raise NoWorkerError(
+        f"no running worker serves engine {engine}: nobody consumes queue"
+        f" {' or '.join(missing)}. Start one (`ttsbatch worker --queues"
+        f" {','.join(needed)}`), or send another `engine`{choice}"
+    )
 
 
 def tenant_job_id(tenant: str, documents: Sequence[Document], options: JobOptions) -> str:
@@ -123,11 +166,12 @@ def submit_job(
 
     Raises:
         TooLargeError: over the documents or characters limit.
-        InvalidRequestError: unknown engine or voice.
+        InvalidRequestError: unknown engine or voice, or a field its engine needs is missing.
         TooManyJobsError: the tenant is at its cap of running jobs.
+        NoWorkerError: no live worker serves the job's engine.
     """
     check_limits(documents, services.settings.api)
-    options = job_options(spec)
+    options = job_options(spec, services.settings.defaults)
     if spec.webhook_url:
         check_target(
             spec.webhook_url,
@@ -135,6 +179,7 @@ def submit_job(
             resolve=None,
         )
     job_id = tenant_job_id(tenant, documents, options)
+    check_workers(services, options.engine.engine, job_id)
     cap = services.settings.api.max_concurrent_jobs if capped else 10**9
     if not services.registry.reserve(tenant, job_id, cap, lambda job: _ended(services, job)):
         raise TooManyJobsError(
@@ -331,6 +376,7 @@ def retry(services: Services, entry: JobEntry) -> None:
 
     Raises:
         ConflictError: the job is still running, or succeeded.
+        NoWorkerError: no live worker serves the job's engine.
     """
     manifest = load_manifest_or_404(services, entry.job_id)
     status = services.state.status(entry.job_id) or manifest.status
@@ -341,6 +387,7 @@ def retry(services: Services, entry: JobEntry) -> None:
             f"job {entry.job_id} is {status}: retry only a failed or cancelled job,"
             " or cancel it first"
         )
+    check_workers(services, manifest.options.engine.engine)
     cap = services.settings.api.max_concurrent_jobs
     if not services.registry.reserve(
         entry.tenant, entry.job_id, cap, lambda j: _ended(services, j)

@@ -27,7 +27,7 @@ import pytest
 import yaml  # type: ignore[import-untyped]
 
 from tests.deploy import ROOT, allowed_env_names
-from ttsbatch.settings import Settings
+from ttsbatch.settings import ENGINES, Settings
 from worker.celery_app import ALL_QUEUES, create_celery_app
 
 CHART = ROOT / "helm" / "ttsbatch"
@@ -183,6 +183,12 @@ def test_values_schema_covers_every_key_of_values_yaml() -> None:
     _check_covered(values, schema, schema, "")
 
 
+def test_values_schema_default_engines_are_the_settings_engines() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    engines = schema["properties"]["defaults"]["properties"]["engine"]["enum"]
+    assert tuple(engines) == ENGINES
+
+
 def test_values_schema_queues_are_the_celery_apps_queues() -> None:
     schema = json.loads(SCHEMA.read_text())
     queues = schema["properties"]["worker"]["properties"]["queues"]["items"]["enum"]
@@ -207,6 +213,20 @@ BAD_VALUES: dict[str, tuple[dict[str, Any], str]] = {
         "/podDisruptionBudget/worker/maxUnavailable",
     ),
     "tag-as-number": ({"image": {"tag": 7}}, "/image/tag"),
+    "unknown-default-engine": ({"defaults": {"engine": "piper"}}, "/defaults/engine"),
+    "a-model-for-espeak": ({"defaults": {"model": "tts-1"}}, "/defaults/model"),
+    # The deployment: provider workers only, yet espeak for jobs that name no engine.
+    "espeak-default-without-espeak-workers": (
+        {"worker": {"queues": ["ttsbatch.provider", "ttsbatch.finalize"]}},
+        "/worker/queues",
+    ),
+    "provider-default-without-provider-workers": (
+        {
+            "defaults": {"engine": "together"},
+            "worker": {"queues": ["ttsbatch.local", "ttsbatch.finalize"]},
+        },
+        "/worker/queues",
+    ),
 }
 
 
@@ -405,6 +425,42 @@ def test_keda_default_queues_are_the_celery_apps_queues(helm: Path) -> None:
     app = create_celery_app(Settings(), register=False)
     assert app.conf.task_default_queue in lists  # where synthesize_chunk goes by default
     assert sorted(lists) == sorted(ALL_QUEUES)
+
+
+def test_the_deployments_default_engine_model_and_voice_reach_every_process(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    default = _one(rendered["default"], "ConfigMap", "ttsbatch")["data"]
+    assert default["TTSBATCH_DEFAULT_ENGINE"] == "espeak"
+    assert not {"TTSBATCH_DEFAULT_MODEL", "TTSBATCH_DEFAULT_VOICE"} & set(default)
+    features = yaml.safe_load(ALL_FEATURES.read_text())["defaults"]
+    together = _one(rendered["all-features"], "ConfigMap", "ttsbatch")["data"]
+    assert {k: together[k] for k in together if k.startswith("TTSBATCH_DEFAULT_")} == {
+        "TTSBATCH_DEFAULT_ENGINE": features["engine"],
+        "TTSBATCH_DEFAULT_MODEL": features["model"],
+        "TTSBATCH_DEFAULT_VOICE": features["voice"],
+    }
+    # What the processes make of it: the settings the API reads.
+    env = {k: v for k, v in together.items() if k.startswith("TTSBATCH_DEFAULT_")}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        assert Settings().defaults.engine == "together"
+
+
+def test_the_api_refuses_jobs_without_workers_unless_keda_scales_them_from_zero(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    # all-features: KEDA from 0 replicas; the other KEDA variant keeps 1.
+    assert (
+        _one(rendered["all-features"], "ConfigMap", "ttsbatch")["data"][
+            "TTSBATCH_API_REQUIRE_WORKERS"
+        ]
+        == "false"
+    )
+    for variant in ("default", "external-redis-existing-secret"):
+        data = _one(rendered[variant], "ConfigMap", "ttsbatch")["data"]
+        assert "TTSBATCH_API_REQUIRE_WORKERS" not in data, variant
 
 
 # -- the environment contract -------------------------------------------------------------

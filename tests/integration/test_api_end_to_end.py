@@ -2,7 +2,10 @@
 
 A document POSTed to the API is followed through its event stream to
 ``succeeded``; its files, fetched through their presigned URLs, are the local
-executor's outputs for the same input, byte for byte.
+executor's outputs for the same input, byte for byte. On a deployment whose
+default engine is Together, a job that names no engine is spoken by Together;
+one whose engine no running worker serves is refused, and the workers'
+heartbeats follow the real processes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import uvicorn
 from click.testing import CliRunner
@@ -22,9 +26,11 @@ from scheduler.api import create_app
 from scheduler.ingest import ingest_text
 from ttsbatch import cli_client
 from ttsbatch.client import ApiClient
+from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, PROVIDER_QUEUE
 from ttsbatch.models import Document
+from ttsbatch.roster import Roster
 from ttsbatch.services import LOOPBACK, free_port
-from ttsbatch.settings import ApiSettings
+from ttsbatch.settings import ApiSettings, JobDefaults
 
 from .conftest import OPTIONS, Harness, make_book, wait_for
 
@@ -49,6 +55,20 @@ def serve(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+def wait_for_workers(harness: Harness, count: int) -> None:
+    """Wait until ``count`` workers consume the provider and finalize queues (heartbeats)."""
+    roster = Roster.from_url(harness.redis_url)
+    try:
+        wait_for(
+            lambda: all(len(roster.workers(q)) >= count for q in (PROVIDER_QUEUE, FINALIZE_QUEUE)),
+            timeout=60,
+            what=f"{count} worker(s) to announce themselves",
+            explain=lambda: harness.workers.log_text()[-3000:],
+        )
+    finally:
+        roster.client.close()
 
 
 def check_the_cli(url: str, job_id: str, tmp_path: Path) -> None:
@@ -79,6 +99,7 @@ def test_a_document_posted_to_the_api_succeeds_and_its_files_match_the_local_exe
 ) -> None:
     harness = make_harness()
     harness.workers.start(1)
+    wait_for_workers(harness, 1)
     text = make_book(24).text
     settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
     app = create_app(settings, store=harness.store)
@@ -109,3 +130,59 @@ def test_a_document_posted_to_the_api_succeeds_and_its_files_match_the_local_exe
     for suffix in OUTPUTS:
         produced = (tmp_path / "out" / f"book.{suffix}").read_bytes()
         assert produced == (expected / f"book.{suffix}").read_bytes(), suffix
+
+
+def follow(api: httpx.Client, job_id: str) -> dict[str, object]:
+    """Poll a job until it ends; return its last resource."""
+
+    def ended() -> dict[str, object] | None:
+        job: dict[str, object] = api.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+        return job if job["status"] in {"succeeded", "failed", "cancelled"} else None
+
+    ended_job: dict[str, object] = wait_for(ended, timeout=60, what=f"job {job_id} to end")
+    return ended_job
+
+
+def test_a_job_without_engine_on_a_together_deployment_is_spoken_by_together(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = make_harness()
+    harness.workers.start(1)  # the provider and finalize queues only, as `dev --engine together`
+    wait_for_workers(harness, 1)
+    defaults = JobDefaults(engine="together", model="hexgrad/Kokoro-82M", voice="af_heart")
+    settings = harness.settings.model_copy(
+        update={"api": ApiSettings(keys=SecretStr(KEY)), "defaults": defaults}
+    )
+    app = create_app(settings, store=harness.store)
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with serve(app) as url, httpx.Client(base_url=url, headers=auth, timeout=30) as api:
+        plain = api.post("/v1/jobs", json={"input": "Plain words. Nothing more.", "name": "a"})
+        assert plain.status_code == 202, plain.text
+        job = follow(api, plain.json()["id"])
+        assert job["status"] == "succeeded", job
+        assert job["options"]["engine"]["engine"] == "together"  # type: ignore[index]
+        spoken = [e for e in harness.provider.state.log() if e["status"] == 200]
+        assert spoken and {(e["model"], e["voice"]) for e in spoken} == {
+            ("hexgrad/Kokoro-82M", "af_heart")
+        }
+
+        # The seed's request shape: model, voice and input, no engine.
+        seed = {"model": "canopylabs/orpheus-3b-0.1-ft", "voice": "tara", "input": "Seed shape."}
+        asked = api.post("/v1/jobs", json=seed)
+        assert asked.status_code == 202, asked.text
+        assert follow(api, asked.json()["id"])["status"] == "succeeded"
+        assert ("canopylabs/orpheus-3b-0.1-ft", "tara") in {
+            (e["model"], e["voice"]) for e in harness.provider.state.log()
+        }
+
+        # No worker here reads the espeak queue: refused now, not left running.
+        refused = api.post("/v1/jobs", json={"input": "Hello.", "engine": "espeak"})
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "no_worker"
+        assert f"engine espeak: nobody consumes queue {LOCAL_QUEUE}" in refused.json()["detail"]
+
+        # A worker that stops withdraws its heartbeat at once: nothing serves any engine.
+        harness.workers.stop()
+        gone = api.post("/v1/jobs", json={"input": "After the workers left."})
+        assert gone.status_code == 503, gone.text
+        assert "no worker is running at all" in gone.json()["detail"]

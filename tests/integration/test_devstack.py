@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -67,7 +69,7 @@ class RunningDev:
     def rest(self, timeout: float) -> str:
         """What the stack prints after the summary, until it exits."""
         assert self.process.wait(timeout=timeout) == 0
-        text = []
+        text: list[str] = []
         while True:
             line = self.lines.get(timeout=5)
             if not line:
@@ -128,6 +130,14 @@ def dev(tmp_path: Path) -> Iterator[RunningDev]:
         running.process.wait()
 
 
+def sample_body(summary: str) -> dict[str, object]:
+    """The JSON body of the curl the summary prints."""
+    body: dict[str, object] = json.loads(
+        shlex.split(summary.split(" -d ", 1)[1].splitlines()[0])[0]
+    )
+    return body
+
+
 def alive(pids: list[int]) -> list[int]:
     return [
         pid
@@ -151,6 +161,8 @@ def test_the_dev_stack_serves_the_api_and_the_queue_then_stops_every_process(
 ) -> None:
     exports = dev.exports
     assert {"REDIS_URL", "TTSBATCH_STORE", "AWS_ENDPOINT_URL", "TOGETHER_BASE_URL"} <= set(exports)
+    assert exports["TTSBATCH_DEFAULT_ENGINE"] == "together"
+    assert sample_body(dev.summary) == {"input": "Hello from ttsbatch.", "name": "hello"}
     server, key = exports["TTSBATCH_SERVER"], exports["TTSBATCH_API_KEY"]
     assert key == "dev-key"
     assert f"curl -X POST {server}/v1/jobs -H 'Authorization: Bearer dev-key'" in dev.summary
@@ -175,6 +187,26 @@ def test_the_dev_stack_serves_the_api_and_the_queue_then_stops_every_process(
             assert audio[:4] == b"RIFF"
             assert len(audio) == wav["size"]
             assert hashlib.sha256(audio).hexdigest() == wav["sha256"]
+
+            # `--engine together` is the API's default: a job that names no engine (the
+            # summary's own curl body) is spoken by Together, through the imitation provider.
+            plain = api.post("/v1/jobs", json=sample_body(dev.summary))
+            assert plain.status_code == 202, plain.text
+            job = wait_for_job(api, plain.json()["id"], timeout=20)
+            assert job["status"] == "succeeded", job
+            assert job["options"]["engine"] == {  # type: ignore[index]
+                "engine": "together",
+                "model": "hexgrad/Kokoro-82M",
+                "voice": "af_heart",
+                "language": None,
+            }
+            provider = exports["TOGETHER_BASE_URL"].removesuffix("/v1")
+            log = httpx.get(f"{provider}/_log").raise_for_status().json()
+            assert ("hexgrad/Kokoro-82M", "af_heart") in {(e["model"], e["voice"]) for e in log}
+            # No worker of this stack reads the espeak queue: refused, not left running.
+            espeak = api.post("/v1/jobs", json={"input": "Hello.", "engine": "espeak"})
+            assert espeak.status_code == 503, espeak.text
+            assert "engine espeak" in espeak.json()["detail"]
 
         # The queue serves `synth --distributed` clients too.
         settings = Settings(store=exports["TTSBATCH_STORE"], redis_url=exports["REDIS_URL"])

@@ -35,6 +35,7 @@ SUBMIT: Final[dict[int | str, dict[str, Any]]] = {
     413: _problem("Too large: request bytes, characters or documents per job."),
     415: _problem("Unsupported media type or file format."),
     429: _problem("The tenant runs as many jobs as it may."),
+    503: _problem("No running worker serves the job's engine; the detail names it."),
 }
 
 

@@ -116,8 +116,9 @@ async def create_job(
         job_id = service.submit_job(services, tenant, documents, spec)
         if idempotency_key:
             services.registry.remember(tenant, idempotency_key, job_id, digest)
-        request.app.state.metrics.jobs.labels(spec.engine).inc()
-        return service.show_job(services, service.owned(services, tenant, job_id))
+        job = service.show_job(services, service.owned(services, tenant, job_id))
+        request.app.state.metrics.jobs.labels(job.options.engine.engine).inc()
+        return job
 
     return await run_in_threadpool(submit)
 
@@ -170,7 +171,7 @@ def delete_job(
     "/{job_id}/retry",
     status_code=202,
     summary="Retry a failed or cancelled job",
-    responses={**NOT_FOUND, **CONFLICT, 429: SUBMIT[429]},
+    responses={**NOT_FOUND, **CONFLICT, 429: SUBMIT[429], 503: SUBMIT[503]},
 )
 def retry_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> Job:
     """Re-run only the chunks that are missing or failed, then stitch."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from scheduler import schedules
+from scheduler.api import service
 from scheduler.api.deps import ServicesDep, TenantDep
 from scheduler.api.registry import page
 from scheduler.api.routes.common import ERRORS, NOT_FOUND, Limit, Offset
@@ -19,6 +20,8 @@ def create_schedule(
     body: ScheduleRequest, request: Request, services: ServicesDep, tenant: TenantDep
 ) -> Schedule:
     """Run the options over `source` at every `cron` time; each run speaks only new or changed documents."""
+    # Refuse now what every run would refuse: an unknown engine or voice, a missing model.
+    service.job_options(body, services.settings.defaults)
     record = schedules.create_schedule(services, request.app.state.beat, tenant, body)
     return schedules.show_schedule(services, record)
 

@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from scheduler.api import create_app
-from ttsbatch.settings import ApiSettings, Settings
+from ttsbatch.messages import ALL_QUEUES
+from ttsbatch.roster import Roster
+from ttsbatch.settings import ApiSettings, JobDefaults, Settings
 from ttsbatch.storage import Store
 from ttsbatch.storage.local import LocalStore
 
@@ -27,22 +29,49 @@ AUTH_A = {"Authorization": f"Bearer {KEY_A}"}
 AUTH_B = {"Authorization": f"Bearer {KEY_B}"}
 
 
-def api_settings(redis_url: str, store_url: str, **api: Any) -> Settings:
-    """Settings of a test app: two keys, limits overridable."""
+def api_settings(
+    redis_url: str, store_url: str, *, defaults: JobDefaults | None = None, **api: Any
+) -> Settings:
+    """Settings of a test app: two keys, limits and the deployment's defaults overridable."""
     return Settings(
         store=store_url,
         redis_url=redis_url,
         api=ApiSettings(keys=SecretStr(f"{KEY_A},{KEY_B}"), **api),
+        defaults=defaults or JobDefaults(),
     )
+
+
+#: The worker these tests pretend runs: no process takes the jobs they submit.
+PRETEND_WORKER = "pretend@test"
+
+
+def pretend_worker(redis_url: str, queues: tuple[str, ...] = ALL_QUEUES) -> Roster:
+    """Announce a worker on ``queues`` for an hour, so that the API accepts jobs for them."""
+    roster = Roster.from_url(redis_url)
+    roster.announce(PRETEND_WORKER, queues, ttl=3600)
+    return roster
 
 
 @pytest.fixture
 def make_app(redis_db_url: str, local_store: LocalStore) -> Callable[..., FastAPI]:
-    """Return a factory of apps on this test's Redis database and store."""
+    """Return a factory of apps on this test's Redis database and store.
 
-    def make(store: Store | None = None, **api: Any) -> FastAPI:
+    A worker on ``worker_queues`` (every queue unless told) is announced
+    (:func:`pretend_worker`): the API refuses jobs no live worker serves, and
+    these tests run none.
+    """
+
+    def make(
+        store: Store | None = None,
+        *,
+        defaults: JobDefaults | None = None,
+        worker_queues: tuple[str, ...] = ALL_QUEUES,
+        **api: Any,
+    ) -> FastAPI:
         chosen = store or local_store
-        settings = api_settings(redis_db_url, chosen.url, **api)
+        settings = api_settings(redis_db_url, chosen.url, defaults=defaults, **api)
+        if worker_queues:
+            pretend_worker(redis_db_url, worker_queues).client.close()
         return create_app(settings, store=chosen, notify_webhooks=False, rescue_stalled=False)
 
     return make
