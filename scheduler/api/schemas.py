@@ -118,6 +118,7 @@ JOB_EXAMPLE: Final[dict[str, Any]] = {
         "eta_seconds": 3.2,
     },
     "error": None,
+    "warning": None,
     "errors": [],
     "documents": ["opening"],
     "tags": {"project": "demo"},
@@ -140,6 +141,11 @@ class Job(BaseModel):
     status: JobStatus
     progress: JobProgress
     error: str | None
+    warning: str | None = Field(
+        default=None,
+        description="Why an active job cannot progress now, e.g. no running worker serves"
+        " its engine; null otherwise.",
+    )
     errors: list[ChunkError]
     documents: list[str]
     tags: dict[str, str]

@@ -140,6 +140,18 @@ def check_workers(services: Services, engine: str, job_id: str | None = None) ->
     )
 
 
+def waiting_for(services: Services, engine: str) -> str | None:
+    """Say why an accepted job waits, if no live worker serves ``engine`` now; else None."""
+    needed = [queue_for(engine), FINALIZE_QUEUE]
+    missing = [q for q in needed if q not in services.roster.live_queues(needed)]
+    if not missing:
+        return None
+    return (
+        f"no running worker serves engine {engine} now (nobody consumes queue"
+        f" {' or '.join(missing)}): the job waits until one starts"
+    )
+
+
 def tenant_job_id(tenant: str, documents: Sequence[Document], options: JobOptions) -> str:
     """Return the job id: deterministic per tenant, content and options.
 
@@ -266,10 +278,14 @@ def show_job(services: Services, entry: JobEntry) -> Job:
     """Return the job resource: status and progress from Redis, the plan from the store."""
     manifest = load_manifest_or_404(services, entry.job_id)
     snapshot = services.state.snapshot(entry.job_id)
-    return render_job(entry, manifest, snapshot)
+    status = manifest.status if snapshot is None else snapshot.status
+    warning = None if status in TERMINAL else waiting_for(services, manifest.options.engine.engine)
+    return render_job(entry, manifest, snapshot, warning=warning)
 
 
-def render_job(entry: JobEntry, manifest: Manifest, snapshot: JobSnapshot | None) -> Job:
+def render_job(
+    entry: JobEntry, manifest: Manifest, snapshot: JobSnapshot | None, *, warning: str | None = None
+) -> Job:
     """Return the job resource of a record, its manifest and its live state."""
     total = sum(len(plan.chunks) for plan in manifest.documents)
     chars = sum(plan.chars for plan in manifest.documents)
@@ -313,6 +329,7 @@ def render_job(entry: JobEntry, manifest: Manifest, snapshot: JobSnapshot | None
         status=status,
         progress=progress,
         error=error,
+        warning=warning,
         errors=errors,
         documents=[plan.doc for plan in manifest.documents],
         tags=entry.tags,

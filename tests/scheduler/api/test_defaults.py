@@ -190,9 +190,19 @@ def test_workers_without_the_finalize_queue_cannot_serve_a_job(
     assert f"nobody consumes queue {FINALIZE_QUEUE}" in str(problem["detail"])
 
 
-def test_with_require_workers_off_a_job_waits_for_workers_to_come(
+def test_with_require_workers_off_a_job_waits_for_workers_and_says_so(
     make_app: Callable[..., FastAPI],
 ) -> None:
     status, job = post(make_app(worker_queues=(), require_workers=False))
     assert status == 202, job
     assert job["status"] == "running"
+    assert job["warning"] == (
+        f"no running worker serves engine espeak now (nobody consumes queue {LOCAL_QUEUE}"
+        f" or {FINALIZE_QUEUE}): the job waits until one starts"
+    )
+
+
+def test_a_job_its_workers_serve_has_no_warning(make_app: Callable[..., FastAPI]) -> None:
+    status, job = post(make_app())
+    assert status == 202, job
+    assert job["warning"] is None
