@@ -242,10 +242,12 @@ def _synthesize_all(
         )
         try:
             while added < len(pending):
-                while submitted < len(pending) and len(running) + len(arrived) < window:
-                    doc, index, text = pending[submitted]
+                for position in _next_batch(
+                    pending, submitted, window - len(running) - len(arrived)
+                ):
+                    doc, index, text = pending[position]
                     slot = free.pop() if free else None
-                    running[pool.submit(doc, index, text, slot)] = (submitted, slot)
+                    running[pool.submit(doc, index, text, slot)] = (position, slot)
                     submitted += 1
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -271,6 +273,18 @@ def _synthesize_all(
         if slots is not None:
             slots.close()
             slots.path.unlink(missing_ok=True)
+
+
+def _next_batch(pending: Sequence[tuple[str, int, str]], submitted: int, room: int) -> list[int]:
+    """Positions in ``pending`` to submit next: up to ``room`` of them, in plan order.
+
+    Once the rest of the job fits in the window it goes at once, longest text
+    first: the job ends when its slowest chunk does, which must not start last.
+    """
+    positions = range(submitted, submitted + max(0, min(room, len(pending) - submitted)))
+    if submitted + room < len(pending):
+        return list(positions)
+    return sorted(positions, key=lambda position: -len(pending[position][2]))
 
 
 def _add(assembler: _Assembler, result: Synthesized, slots: Slots | None, slot: int | None) -> None:
