@@ -74,9 +74,7 @@ class JobDefaults(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TTSBATCH_DEFAULT_", extra="ignore")
 
-    engine: EngineName = Field(
-        default="espeak", description="Engine of a job that names none."
-    )
+    engine: EngineName = Field(default="espeak", description="Engine of a job that names none.")
     model: str | None = Field(default=None, description="Model of such jobs (provider engines).")
     voice: str | None = Field(default=None, description="Voice of such jobs.")
 
