@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from ttsbatch.errors import ConfigError
-from ttsbatch.settings import Settings
+from ttsbatch.settings import ENGINES, Settings
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 
@@ -74,7 +74,11 @@ def _follow(api: Any, job_id: str) -> dict[str, Any]:
 @_server
 @_key
 @click.option("--name", help="Job name.")
-@click.option("--engine", default="espeak", show_default=True, help="espeak, together or openai.")
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    help="espeak, together or openai; the server's default engine (TTSBATCH_DEFAULT_ENGINE) if not given.",
+)
 @click.option("--voice", help="Engine voice.")
 @click.option("--model", help="Provider model.")
 @click.option("--tag", "tags", multiple=True, help="key=value; repeat for more.")
@@ -88,7 +92,7 @@ def submit(  # noqa: PLR0917 - click passes every option of a command as a param
     server: str,
     key: str | None,
     name: str | None,
-    engine: str,
+    engine: str | None,
     voice: str | None,
     model: str | None,
     tags: tuple[str, ...],
