@@ -180,6 +180,15 @@ def synth(
     try:
         if distributed:
             from ttsbatch.distributed import run_distributed  # noqa: PLC0415
+            from ttsbatch.roster import Roster  # noqa: PLC0415
+
+            roster = Roster.from_url(settings.redis_url)
+            try:
+                waiting = roster.waiting_reason(engine)
+            finally:
+                roster.client.close()
+            if waiting:  # the job is still sent: a worker may be starting
+                click.echo(f"warning: {waiting}", err=True)
 
             store, manifest = run_distributed(
                 documents, options, settings=settings, progress=progress, keep_chunks=keep_chunks

@@ -24,6 +24,8 @@ from typing import Final
 
 import redis
 
+from ttsbatch.messages import FINALIZE_QUEUE, queue_for
+
 #: Seconds between two heartbeats of a worker.
 HEARTBEAT_INTERVAL: Final = 10.0
 #: Seconds a heartbeat counts: three missed beats and a little slack.
@@ -87,3 +89,15 @@ class Roster:
                 pipe.zcount(self.key(queue), now, "+inf")
             counts = pipe.execute()
         return {queue for queue, count in zip(queues, counts, strict=True) if int(count) > 0}
+
+    def waiting_reason(self, engine: str) -> str | None:
+        """Say why a job of ``engine`` would wait now (nobody consumes its queues); else None."""
+        needed = [queue_for(engine), FINALIZE_QUEUE]
+        live = self.live_queues(needed)
+        missing = [queue for queue in needed if queue not in live]
+        if not missing:
+            return None
+        return (
+            f"no running worker serves engine {engine} now (nobody consumes queue"
+            f" {' or '.join(missing)}): the job waits until one starts"
+        )

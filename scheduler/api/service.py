@@ -140,18 +140,6 @@ def check_workers(services: Services, engine: str, job_id: str | None = None) ->
     )
 
 
-def waiting_for(services: Services, engine: str) -> str | None:
-    """Say why an accepted job waits, if no live worker serves ``engine`` now; else None."""
-    needed = [queue_for(engine), FINALIZE_QUEUE]
-    missing = [q for q in needed if q not in services.roster.live_queues(needed)]
-    if not missing:
-        return None
-    return (
-        f"no running worker serves engine {engine} now (nobody consumes queue"
-        f" {' or '.join(missing)}): the job waits until one starts"
-    )
-
-
 def tenant_job_id(tenant: str, documents: Sequence[Document], options: JobOptions) -> str:
     """Return the job id: deterministic per tenant, content and options.
 
@@ -279,7 +267,11 @@ def show_job(services: Services, entry: JobEntry) -> Job:
     manifest = load_manifest_or_404(services, entry.job_id)
     snapshot = services.state.snapshot(entry.job_id)
     status = manifest.status if snapshot is None else snapshot.status
-    warning = None if status in TERMINAL else waiting_for(services, manifest.options.engine.engine)
+    warning = (
+        None
+        if status in TERMINAL
+        else services.roster.waiting_reason(manifest.options.engine.engine)
+    )
     return render_job(entry, manifest, snapshot, warning=warning)
 
 

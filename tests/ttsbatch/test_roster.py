@@ -54,3 +54,13 @@ def test_namespaces_keep_rosters_apart(roster: Roster) -> None:
     other.announce("w1@host", [LOCAL_QUEUE])
     assert roster.workers(LOCAL_QUEUE) == []
     assert other.workers(LOCAL_QUEUE) == ["w1@host"]
+
+
+def test_the_waiting_reason_names_the_engine_and_the_queue_nobody_reads(roster: Roster) -> None:
+    roster.announce("w1@host", [PROVIDER_QUEUE, FINALIZE_QUEUE])
+    assert roster.waiting_reason("together") is None
+    reason = roster.waiting_reason("espeak")
+    assert reason is not None
+    assert reason.startswith(
+        f"no running worker serves engine espeak now (nobody consumes queue {LOCAL_QUEUE})"
+    )
