@@ -103,7 +103,7 @@ def test_a_rejected_key_fails_the_run_within_seconds_naming_the_variable(
     assert result.returncode == 1
     assert "TOGETHER_API_KEY" in result.stderr
     assert "Traceback" not in result.stderr
-    assert len(clean_provider.state.log()) <= 4  # one per process, not one per chunk
+    assert len(clean_provider.state.log()) <= 4  # about one per thread, not one per chunk
 
 
 def test_an_unknown_voice_fails_naming_the_voice(
