@@ -32,13 +32,16 @@ class Watcher(Progress):
     """Notes, at every finished chunk, this process's children and its chunk threads."""
 
     def __init__(self) -> None:
+        # Children from before (the suite's Redis and S3 servers) are not the run's.
+        self.before = {child.pid for child in psutil.Process().children(recursive=True)}
         self.children: set[int] = set()
         self.chunk_threads: set[str] = set()
         self.chunks = 0
 
     def advance(self, chunk: ChunkDone) -> None:
         self.chunks += 1
-        self.children |= {child.pid for child in psutil.Process().children(recursive=True)}
+        now = {child.pid for child in psutil.Process().children(recursive=True)}
+        self.children |= now - self.before
         self.chunk_threads |= {
             thread.name
             for thread in threading.enumerate()
