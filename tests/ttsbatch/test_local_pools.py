@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from scheduler.ingest import ingest_text
+from tests.ttsbatch.interrupting import chunks_journaled, interrupt_after
 from ttsbatch.fakeprovider import FakeProviderConfig, run_in_thread
 from ttsbatch.local import _next_batch, run_local
 from ttsbatch.models import EngineSpec, JobOptions
@@ -84,12 +83,6 @@ def test_a_provider_job_runs_on_threads_of_this_process_with_that_many_requests_
     assert len(watcher.chunk_threads) == in_flight
 
 
-def _journaled(out: Path) -> int:
-    """Chunks assembled so far: the lines of the documents' journals."""
-    journals = (out / ".ttsbatch").glob("jobs/*/assembly/*/records.jsonl")
-    return sum(path.read_bytes().count(b"\n") for path in journals)
-
-
 @pytest.mark.integration
 def test_ctrl_c_stops_a_provider_job_on_threads_and_the_rerun_ends_byte_identical(
     tmp_path: Path,
@@ -112,24 +105,12 @@ def test_ctrl_c_stops_a_provider_job_on_threads_and_the_rerun_ends_byte_identica
         assert whole.returncode == 0, whole.stderr
 
         out = tmp_path / "out"
-        process = subprocess.Popen(
-            synth(out),
-            env=env,
-            start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 60
-        while _journaled(out) < 6 and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.01)
-        os.killpg(process.pid, signal.SIGINT)  # what a terminal sends the foreground group
-        _, stderr = process.communicate(timeout=60)
-        assert process.returncode == 130, stderr
+        returncode, stderr = interrupt_after(synth(out), out, 6, env=env)
+        assert returncode == 130, stderr
         assert stderr.strip().splitlines()[-1] == (
             "ttsbatch: interrupted: run the same command again to resume"
         )
-        stored = _journaled(out)
+        stored = chunks_journaled(out)
         assert 6 <= stored < 36
 
         rerun = subprocess.run(synth(out), env=env, capture_output=True, text=True, check=False)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ttsbatch.interrupting import chunks_journaled, interrupt_after
+
 BIN = Path(sys.executable).parent / "ttsbatch"
 
 CHAPTER = (
@@ -81,7 +83,7 @@ def test_keep_chunks_keeps_the_job_folder_with_its_journal(tmp_path: Path) -> No
     book.write_text("One short sentence to keep.", encoding="utf-8")
     result = _synth(book, "-o", tmp_path / "out", "--keep-chunks", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert _chunks_stored(tmp_path / "out") == 1
+    assert chunks_journaled(tmp_path / "out") == 1
 
 
 def test_a_fifo_given_as_input_is_refused_at_once_naming_it(tmp_path: Path) -> None:
@@ -123,12 +125,6 @@ def test_sox_and_ffprobe_read_the_wav(tmp_path: Path) -> None:
     )
 
 
-def _chunks_stored(out: Path) -> int:
-    """Chunks assembled so far: the lines of the documents' journals."""
-    journals = (out / ".ttsbatch").glob("jobs/*/assembly/*/records.jsonl")
-    return sum(path.read_bytes().count(b"\n") for path in journals)
-
-
 def test_a_rerun_after_kill_9_finishes_only_the_missing_chunks_with_identical_output(
     tmp_path: Path,
 ) -> None:
@@ -138,19 +134,10 @@ def test_a_rerun_after_kill_9_finishes_only_the_missing_chunks_with_identical_ou
     assert whole.returncode == 0, whole.stderr
 
     out = tmp_path / "killed"
-    process = subprocess.Popen(
-        [str(BIN), "synth", str(book), "-o", str(out), *args],
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while _chunks_stored(out) < 50 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGKILL)  # the executor and its pool, mid-job
-    process.wait()
-    stored = _chunks_stored(out)
+    argv = [str(BIN), "synth", str(book), "-o", str(out), *args]
+    # The executor and its pool, mid-job.
+    interrupt_after(argv, out, 50, cwd=tmp_path, sig=signal.SIGKILL)
+    stored = chunks_journaled(out)
     assert stored >= 50, "the job should have been killed half way"
 
     rerun = _synth(book, "-o", out, *args, cwd=tmp_path)
@@ -165,20 +152,8 @@ def test_ctrl_c_stops_with_a_resume_hint_and_the_rerun_finishes(tmp_path: Path) 
     book = _book(tmp_path / "book.txt", chapters=40)
     out = tmp_path / "out"
     args = [str(book), "-o", str(out), "--max-chars", "60", "--jobs", "2"]
-    process = subprocess.Popen(
-        [str(BIN), "synth", *args],
-        cwd=tmp_path,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while _chunks_stored(out) < 20 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.01)
-    os.killpg(process.pid, signal.SIGINT)  # what a terminal sends the foreground group
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
+    returncode, stderr = interrupt_after([str(BIN), "synth", *args], out, 20, cwd=tmp_path)
+    assert returncode == 130
     assert (
         stderr.strip().splitlines()[-1]
         == "ttsbatch: interrupted: run the same command again to resume"
