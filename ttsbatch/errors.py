@@ -7,7 +7,11 @@ split by what the caller does next::
     ├── InputError                  fix the input, then run again
     │   └── UnsafeInputError        the input looks hostile; it was refused
     ├── ConfigError                 fix a setting or flag, then run again
-    ├── StorageError                the store failed; safe to retry the step
+    ├── StorageError                the store failed (a key outside the store, a short part)
+    │   ├── TransientStorageError   a fault that may pass (5xx, timeout, lost connection): retry
+    │   ├── ObjectNotFoundError     no object at the key: retrying will not make one
+    │   └── StoreAccessError        no bucket, rejected credentials, 403: fix the configuration
+    │                               (also a ConfigError), said once, never retried
     ├── EngineError                 a speech engine or provider failed
     │   ├── RetryableEngineError    try the same request again later
     │   │   └── RateLimitedError    the provider asked us to slow down
@@ -46,6 +50,18 @@ class StorageError(TtsBatchError):
     def __init__(self, message: str, *, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+class TransientStorageError(StorageError):
+    """Raised when the store failed in a way that may pass: a 5xx, a timeout, a lost connection."""
+
+
+class ObjectNotFoundError(StorageError):
+    """Raised when no object (or file) is stored at the key asked for."""
+
+
+class StoreAccessError(StorageError, ConfigError):
+    """Raised when the store refuses access: no such bucket, rejected credentials, a 403."""
 
 
 class EngineError(TtsBatchError):

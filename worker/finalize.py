@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ttsbatch import keys
-from ttsbatch.errors import JobError, StorageError
+from ttsbatch.errors import JobError, ObjectNotFoundError
 from ttsbatch.models import (
     AudioFormat,
     ChunkRecord,
@@ -44,9 +44,7 @@ def _load(store: Store, job_id: str, plan: DocumentPlan, index: int) -> ChunkRec
     key = keys.chunk_json_key(job_id, plan.doc, index)
     try:
         return ChunkRecord.model_validate_json(store.read(key))
-    except StorageError:
-        if store.exists(key):
-            raise
+    except ObjectNotFoundError:
         raise JobError(
             f"{plan.name}: chunk {index} is missing; cannot stitch", job_id=job_id
         ) from None

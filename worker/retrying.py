@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from ttsbatch.errors import FatalEngineError, RetryableEngineError, StorageError
+from ttsbatch.errors import FatalEngineError, RetryableEngineError, TransientStorageError
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ class RetryPolicy:
         """
         if isinstance(exc, FatalEngineError) or attempt >= self.max_attempts:
             return None
-        if not isinstance(exc, RetryableEngineError | StorageError):
+        if not isinstance(exc, RetryableEngineError | TransientStorageError):
             return None
         backoff = (rng or random).uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         suggested = getattr(exc, "retry_after", None)

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from ttsbatch.errors import StorageError
+from ttsbatch.errors import (
+    ConfigError,
+    ObjectNotFoundError,
+    StorageError,
+    StoreAccessError,
+    TransientStorageError,
+)
 from ttsbatch.services import SeaweedFS, free_port
 from ttsbatch.storage import ObjectPart, Store, open_store
 from ttsbatch.storage.s3 import MIN_PART_SIZE, S3Store, create_client
@@ -73,7 +79,7 @@ def test_writing_again_replaces_the_object(store: Store) -> None:
     assert store.read("k") == b"second"
 
 
-def test_a_missing_key_does_not_exist_and_reading_it_raises_storage_error(
+def test_a_missing_key_does_not_exist_and_reading_it_raises_object_not_found(
     store: Store, tmp_path: Path
 ) -> None:
     assert not store.exists("nope/missing.bin")
@@ -82,11 +88,11 @@ def test_a_missing_key_does_not_exist_and_reading_it_raises_storage_error(
         lambda: store.size("nope/missing.bin"),
         lambda: store.download("nope/missing.bin", tmp_path / "out.bin"),
     ):
-        with pytest.raises(StorageError) as caught:
+        with pytest.raises(ObjectNotFoundError) as caught:
             attempt()
         assert caught.value.key == "nope/missing.bin"
         assert "nope/missing.bin" in str(caught.value)
-    with pytest.raises(StorageError), store.open_read("nope/missing.bin"):
+    with pytest.raises(ObjectNotFoundError), store.open_read("nope/missing.bin"):
         pass
     assert not (tmp_path / "out.bin").exists()
 
@@ -365,17 +371,16 @@ def test_the_region_comes_from_aws_region_then_aws_default_region_then_a_default
 
 
 def test_a_malformed_s3_url_is_a_config_error() -> None:
-    from ttsbatch.errors import ConfigError  # noqa: PLC0415 - only this test needs it
-
     with pytest.raises(ConfigError, match="s3://bucket/prefix"):
         S3Store.from_url("s3:///no-bucket")
 
 
 def test_a_missing_bucket_says_to_create_it_or_set_ttsbatch_store(s3_client: S3Client) -> None:
     store = S3Store(s3_client, f"ttsbatch-missing-{uuid.uuid4().hex[:12]}", "t/")
-    with pytest.raises(StorageError, match="does not exist: create it or set TTSBATCH_STORE"):
+    # A configuration error, said once: neither retried nor taken for a missing object.
+    with pytest.raises(StoreAccessError, match="does not exist: create it or set TTSBATCH_STORE"):
         store.read("k")
-    with pytest.raises(StorageError, match="does not exist: create it or set TTSBATCH_STORE"):
+    with pytest.raises(ConfigError, match="does not exist: create it or set TTSBATCH_STORE"):
         list(store.list(""))
 
 
@@ -387,9 +392,11 @@ def test_an_unreachable_endpoint_names_aws_endpoint_url() -> None:
         max_attempts=1,
     )
     store = S3Store(client, "bucket", "t/")
-    with pytest.raises(StorageError, match=r"cannot reach the S3 endpoint .* AWS_ENDPOINT_URL"):
+    with pytest.raises(
+        TransientStorageError, match=r"cannot reach the S3 endpoint .* AWS_ENDPOINT_URL"
+    ):
         store.read("k")
-    with pytest.raises(StorageError, match="AWS_ENDPOINT_URL"):
+    with pytest.raises(TransientStorageError, match="AWS_ENDPOINT_URL"):
         store.write("k", b"x")
 
 
@@ -405,7 +412,7 @@ def test_missing_credentials_name_the_key_variables(
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", raising=False)
     monkeypatch.delenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", raising=False)
     store = S3Store(create_client(endpoint_url=s3_endpoint), "bucket", "t/")
-    with pytest.raises(StorageError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
+    with pytest.raises(StoreAccessError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
         store.read("k")
 
 
@@ -425,7 +432,7 @@ def test_rejected_credentials_name_the_key_variables(tmp_path: Path) -> None:
             ),
             "ttsbatch-auth",
         )
-        with pytest.raises(StorageError, match="AWS_ACCESS_KEY_ID") as caught:
+        with pytest.raises(StoreAccessError, match="AWS_ACCESS_KEY_ID") as caught:
             bad.read("k")
         assert caught.value.key == "k"
 

@@ -6,10 +6,13 @@ import random
 
 from ttsbatch.errors import (
     AuthenticationError,
+    ObjectNotFoundError,
     PermanentEngineError,
     RateLimitedError,
     RetryableEngineError,
     StorageError,
+    StoreAccessError,
+    TransientStorageError,
 )
 from worker.retrying import RetryPolicy
 
@@ -38,7 +41,14 @@ def test_permanent_and_fatal_errors_are_not_retried() -> None:
     assert policy.delay(1, ValueError("bug")) is None
 
 
+def test_a_store_that_refuses_access_or_lacks_the_object_is_not_retried() -> None:
+    policy = RetryPolicy()
+    assert policy.delay(1, StoreAccessError("s3://b: access denied")) is None
+    assert policy.delay(1, ObjectNotFoundError("s3://b/k: no such object")) is None
+    assert policy.delay(1, StorageError("key '../x' escapes the store root")) is None
+
+
 def test_retryable_errors_give_up_after_max_attempts() -> None:
     policy = RetryPolicy(max_attempts=3)
-    assert policy.delay(2, StorageError("s3 hiccup")) is not None
+    assert policy.delay(2, TransientStorageError("s3 hiccup")) is not None
     assert policy.delay(3, RetryableEngineError("503")) is None

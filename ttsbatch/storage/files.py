@@ -9,7 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ttsbatch.errors import StorageError
+from ttsbatch.errors import (
+    ObjectNotFoundError,
+    StorageError,
+    StoreAccessError,
+    TransientStorageError,
+)
 
 
 def _file_mode() -> int:
@@ -37,16 +42,30 @@ def temp_beside(target: Path, *, key: str | None = None) -> Iterator[tuple[Binar
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
     except OSError as exc:
-        raise StorageError(f"{target}: {exc.strerror or exc}", key=key) from exc
+        raise os_error(str(target), exc, key) from exc
     tmp = Path(name)
     os.fchmod(fd, FILE_MODE)  # mkstemp makes 0600; outputs are the user's files
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle, tmp
     except OSError as exc:
-        raise StorageError(f"{target}: {exc.strerror or exc}", key=key) from exc
+        raise os_error(str(target), exc, key) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def os_error(where: str, exc: OSError, key: str | None) -> StorageError:
+    """Return the StorageError for a failed file operation on ``where``.
+
+    A missing file is a missing object and a refused permission a setting to
+    fix; anything else (a full disk, an I/O error on a network mount) may pass.
+    """
+    kind: type[StorageError] = TransientStorageError
+    if isinstance(exc, FileNotFoundError | NotADirectoryError):
+        kind = ObjectNotFoundError
+    elif isinstance(exc, PermissionError):
+        kind = StoreAccessError
+    return kind(f"{where}: {exc.strerror or exc}", key=key)
 
 
 def write_all(fd: int, data: bytes | memoryview) -> None:

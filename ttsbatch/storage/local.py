@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from ttsbatch.errors import StorageError
+from ttsbatch.errors import ObjectNotFoundError, StorageError
 from ttsbatch.storage import ObjectPart, Part, check_part_size
-from ttsbatch.storage.files import temp_beside, write_all
+from ttsbatch.storage.files import os_error, temp_beside, write_all
 
 
 class LocalStore:
@@ -43,7 +43,7 @@ class LocalStore:
         try:
             return self.path(key).read_bytes()
         except OSError as exc:
-            raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
+            raise os_error(f"{self.url}/{key}", exc, key) from exc
 
     def write(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         """Write ``data`` atomically; with ``if_absent`` only if ``key`` is free."""
@@ -58,7 +58,7 @@ class LocalStore:
         try:
             handle = self.path(key).open("rb")
         except OSError as exc:
-            raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
+            raise os_error(f"{self.url}/{key}", exc, key) from exc
         with handle:
             yield handle
 
@@ -87,14 +87,14 @@ class LocalStore:
             with self.path(key).open("rb") as source:
                 return _copy_fd(source.fileno(), out)
         except OSError as exc:
-            raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
+            raise os_error(f"{self.url}/{key}", exc, key) from exc
 
     def size(self, key: str) -> int:
         """Return the size of the file at ``key``."""
         try:
             return self.path(key).stat().st_size
         except OSError as exc:
-            raise StorageError(f"{self.url}/{key}: {exc.strerror or exc}", key=key) from exc
+            raise os_error(f"{self.url}/{key}", exc, key) from exc
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield keys under ``prefix`` in lexicographic order (temp files skipped)."""
@@ -132,7 +132,7 @@ class LocalStore:
         """Copy ``key`` to ``path``: a hard link when possible, else a copy."""
         source = self.path(key)
         if not source.is_file():
-            raise StorageError(f"{self.url}/{key}: no such object", key=key)
+            raise ObjectNotFoundError(f"{self.url}/{key}: no such object", key=key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}")
         tmp.unlink(missing_ok=True)

@@ -49,7 +49,13 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ttsbatch.errors import ConfigError, StorageError
+from ttsbatch.errors import (
+    ConfigError,
+    ObjectNotFoundError,
+    StorageError,
+    StoreAccessError,
+    TransientStorageError,
+)
 from ttsbatch.storage import ObjectPart, Part, Writer, check_part_size
 from ttsbatch.storage.files import temp_beside
 from ttsbatch.storage.readahead import read_ahead
@@ -383,20 +389,29 @@ class S3Store:
 
 
 def _translate(store: S3Store, exc: Exception, key: str | None) -> StorageError:
-    """Return a StorageError for a botocore error about ``key`` that says what to do."""
+    """Return the StorageError for a botocore error about ``key``, saying what to do.
+
+    Its class says what the caller does next: a missing bucket or object, or
+    refused credentials, will not pass by retrying; anything else might.
+    """
     where = f"{store.url}/{key}" if key else store.url
+    kind: type[StorageError] = TransientStorageError
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         if code == "NoSuchBucket":
+            kind = StoreAccessError
             text = f"bucket {store.bucket} does not exist: create it or set TTSBATCH_STORE"
         elif code in _NOT_FOUND:
+            kind = ObjectNotFoundError
             text = "no such object"
         elif code in _BAD_CREDENTIALS:
+            kind = StoreAccessError
             text = (
                 f"the S3 server rejected the credentials ({code}):"
                 " check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
         elif code in _DENIED:
+            kind = StoreAccessError
             text = (
                 "access denied: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, their"
                 f" permissions, and that bucket {store.bucket} exists"
@@ -407,6 +422,7 @@ def _translate(store: S3Store, exc: Exception, key: str | None) -> StorageError:
             message = exc.response.get("Error", {}).get("Message", "")
             text = f"{code}: {message}" if message else code or str(exc)
     elif isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        kind = StoreAccessError
         text = f"no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY ({exc})"
     elif isinstance(exc, BotoConnectionError):
         endpoint = store.client.meta.endpoint_url
@@ -418,7 +434,7 @@ def _translate(store: S3Store, exc: Exception, key: str | None) -> StorageError:
         text = f"the connection to {store.client.meta.endpoint_url} failed: {exc}"
     else:
         text = str(exc)
-    return StorageError(f"{where}: {text}", key=key)
+    return kind(f"{where}: {text}", key=key)
 
 
 class _BodyReader(io.RawIOBase):
