@@ -15,7 +15,7 @@ import click
 
 from ttsbatch.errors import ConfigError, TtsBatchError
 from ttsbatch.models import AudioFormat, EngineSpec, JobOptions, Pauses
-from ttsbatch.settings import Settings
+from ttsbatch.settings import ENGINES, Settings
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -80,7 +80,9 @@ def _settings(engine: str, base_url: str | None) -> Settings:
     type=click.Path(path_type=Path),
     help="Output folder.",
 )
-@click.option("--engine", default="espeak", show_default=True, help="espeak, together or openai.")
+@click.option(
+    "--engine", type=click.Choice(ENGINES), default="espeak", show_default=True, help="The engine."
+)
 @click.option(
     "--voice", help="Engine voice (espeak: en-us, en-gb, …; together: tara, af_heart, …)."
 )

@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from ttsbatch.models import EngineSpec, Frozen
+from ttsbatch.models import EngineName, EngineSpec, Frozen
 
 #: Celery task names; the scheduler sends by name (``send_task``), never by import.
 SYNTHESIZE_CHUNK: Final = "ttsbatch.synthesize_chunk"
@@ -27,7 +27,7 @@ FINALIZE_QUEUE: Final = "ttsbatch.finalize"
 ALL_QUEUES: Final = (LOCAL_QUEUE, PROVIDER_QUEUE, FINALIZE_QUEUE)
 
 #: Engines that run inside the worker process (no provider behind them).
-LOCAL_ENGINES: Final = frozenset({"espeak"})
+LOCAL_ENGINES: Final = frozenset(e for e in EngineName if e.in_process)
 
 CHUNK_MESSAGE_SCHEMA: Final = "ttsbatch.msg.chunk/1"
 FINALIZE_MESSAGE_SCHEMA: Final = "ttsbatch.msg.finalize/1"

@@ -116,10 +116,30 @@ class ChunkRecord(Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+class EngineName(StrEnum):
+    """The speech engines a job may name: the one list of them.
+
+    Queues, worker pools, the CLI's choices and the API's checks all derive
+    theirs from it.
+    """
+
+    ESPEAK = "espeak"
+    TOGETHER = "together"
+    OPENAI = "openai"
+
+    @property
+    def in_process(self) -> bool:
+        """Whether the engine runs inside the process (espeak-ng: CPU-bound, not thread-safe).
+
+        The others speak through a provider's HTTP API, and need a model and a voice.
+        """
+        return self is EngineName.ESPEAK
+
+
 class EngineSpec(Frozen):
     """Which engine speaks a job, and how. Endpoints and keys are worker settings."""
 
-    engine: str = "espeak"
+    engine: EngineName = EngineName.ESPEAK
     model: str | None = None
     voice: str | None = None
     language: str | None = None

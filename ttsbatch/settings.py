@@ -8,10 +8,12 @@ README's configuration table.
 
 from __future__ import annotations
 
-from typing import Literal, Self, get_args
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ttsbatch.models import EngineName
 
 
 class TogetherSettings(BaseSettings):
@@ -50,16 +52,15 @@ class ProviderLimits(BaseSettings):
     timeout: float = Field(default=60.0, gt=0, description="Read timeout of one request (s).")
 
 
-#: The engines a job may name.
-EngineName = Literal["espeak", "together", "openai"]
-ENGINES: tuple[str, ...] = get_args(EngineName)
+#: The engines a job may name, as plain strings (click's choices, messages).
+ENGINES: tuple[str, ...] = tuple(e.value for e in EngineName)
 #: Engines that speak through a provider and need a model and a voice.
-PROVIDER_ENGINES = ("together", "openai")
+PROVIDER_ENGINES: tuple[str, ...] = tuple(e.value for e in EngineName if not e.in_process)
 #: A model and a voice of each provider engine: named in messages, and what
 #: ``ttsbatch dev --engine`` uses when given neither.
-PROVIDER_EXAMPLES = {
-    "together": ("hexgrad/Kokoro-82M", "af_heart"),
-    "openai": ("gpt-4o-mini-tts", "alloy"),
+PROVIDER_EXAMPLES: dict[str, tuple[str, str]] = {
+    EngineName.TOGETHER: ("hexgrad/Kokoro-82M", "af_heart"),
+    EngineName.OPENAI: ("gpt-4o-mini-tts", "alloy"),
 }
 
 
@@ -74,7 +75,9 @@ class JobDefaults(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TTSBATCH_DEFAULT_", extra="ignore")
 
-    engine: EngineName = Field(default="espeak", description="Engine of a job that names none.")
+    engine: EngineName = Field(
+        default=EngineName.ESPEAK, description="Engine of a job that names none."
+    )
     model: str | None = Field(default=None, description="Model of such jobs (provider engines).")
     voice: str | None = Field(default=None, description="Voice of such jobs.")
 

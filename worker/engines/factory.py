@@ -7,26 +7,27 @@ worker's settings. Engines import lazily, so a worker loads only what it runs.
 from __future__ import annotations
 
 from ttsbatch.errors import ConfigError
-from ttsbatch.models import EngineSpec
+from ttsbatch.models import EngineName, EngineSpec
 from ttsbatch.settings import Settings
 from worker.engines import Engine
 
-ENGINES = ("espeak", "together", "openai")
-
 # Characters per request, by engine: sentence-aligned and a few hundred long
 # (tts-protocol.md: Orpheus tends to stop after ~60 s of audio; OpenAI caps 4096).
-DEFAULT_MAX_CHARS = {"espeak": 400, "together": 400, "openai": 400}
+DEFAULT_MAX_CHARS = {EngineName.ESPEAK: 400, EngineName.TOGETHER: 400, EngineName.OPENAI: 400}
 
 
 def default_max_chars(engine: str) -> int:
     """Return the engine's default chunk size in characters."""
-    _check(engine)
-    return DEFAULT_MAX_CHARS[engine]
+    return DEFAULT_MAX_CHARS[_check(engine)]
 
 
-def _check(engine: str) -> None:
-    if engine not in ENGINES:
-        raise ConfigError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+def _check(engine: str) -> EngineName:
+    try:
+        return EngineName(engine)
+    except ValueError:
+        raise ConfigError(
+            f"unknown engine {engine!r}: choose one of {', '.join(EngineName)}"
+        ) from None
 
 
 def create_engine(spec: EngineSpec, settings: Settings) -> Engine:
@@ -35,12 +36,11 @@ def create_engine(spec: EngineSpec, settings: Settings) -> Engine:
     Raises:
         ConfigError: for an unknown engine, voice, or a missing setting.
     """
-    _check(spec.engine)
-    if spec.engine == "espeak":
+    if spec.engine is EngineName.ESPEAK:
         from worker.engines.espeak import EspeakEngine  # noqa: PLC0415 - lazy: native library
 
         return EspeakEngine(spec.voice or "en-us")
-    if spec.engine == "together":
+    if spec.engine is EngineName.TOGETHER:
         from worker.engines.together import TogetherEngine  # noqa: PLC0415 - lazy: httpx client
 
         return TogetherEngine(
