@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ttsbatch import keys
 from ttsbatch.errors import InputError
 from ttsbatch.models import Manifest
 from ttsbatch.storage import Store
@@ -28,7 +29,7 @@ def download_outputs(store: Store, manifest: Manifest, outdir: Path) -> list[Pat
     """Copy every output of a succeeded job to ``outdir/<name>.<suffix>``."""
     written: list[Path] = []
     for plan in manifest.documents:
-        prefix_len = len(f"jobs/{manifest.job_id}/out/{plan.doc}.")
+        prefix_len = len(keys.output_key(manifest.job_id, plan.doc, ""))
         for key in manifest.outputs.get(plan.doc, {}).values():
             target = outdir / f"{plan.name}.{key[prefix_len:]}"
             store.download(key, target)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ttsbatch import keys
 from ttsbatch.errors import JobError, ObjectNotFoundError
+from ttsbatch.manifests import write_manifest
 from ttsbatch.models import (
     AudioFormat,
     ChunkRecord,
@@ -222,7 +223,5 @@ def write_succeeded(
     done = manifest.model_copy(
         update={"status": JobStatus.SUCCEEDED, "outputs": outputs, "error": None}
     )
-    store.write(
-        keys.manifest_key(manifest.job_id), done.model_dump_json(by_alias=True, indent=1).encode()
-    )
+    write_manifest(store, done)
     return done
