@@ -7,9 +7,12 @@ message models of :mod:`ttsbatch.messages`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 
 from celery import Celery
+from kombu.exceptions import OperationalError
+from kombu.utils.url import maybe_sanitize_url
 
 from ttsbatch.messages import (
     FINALIZE_JOB,
@@ -22,6 +25,7 @@ from ttsbatch.messages import (
     queue_for,
 )
 from ttsbatch.models import Manifest
+from ttsbatch.redisclient import outage
 from ttsbatch.settings import Settings
 
 
@@ -67,9 +71,13 @@ def chunk_messages(
 
 
 def dispatch_chunks(app: Celery, messages: Iterable[ChunkMessage]) -> int:
-    """Send every message to its engine's queue over one connection; return how many."""
+    """Send every message to its engine's queue over one connection; return how many.
+
+    Raises:
+        BrokerError: the broker cannot be reached (after kombu's own retries).
+    """
     sent = 0
-    with app.producer_or_acquire() as producer:
+    with _broker(app), app.producer_or_acquire() as producer:
         for message in messages:
             app.send_task(
                 SYNTHESIZE_CHUNK,
@@ -82,6 +90,20 @@ def dispatch_chunks(app: Celery, messages: Iterable[ChunkMessage]) -> int:
 
 
 def dispatch_finalize(app: Celery, job_id: str, *, keep_chunks: bool = False) -> None:
-    """Send the job's stitch (the caller has claimed it in the job state)."""
+    """Send the job's stitch (the caller has claimed it in the job state).
+
+    Raises:
+        BrokerError: the broker cannot be reached (after kombu's own retries).
+    """
     message = FinalizeMessage(job_id=job_id, keep_chunks=keep_chunks)
-    app.send_task(FINALIZE_JOB, kwargs={"message": encode(message)}, queue=FINALIZE_QUEUE)
+    with _broker(app):
+        app.send_task(FINALIZE_JOB, kwargs={"message": encode(message)}, queue=FINALIZE_QUEUE)
+
+
+@contextlib.contextmanager
+def _broker(app: Celery) -> Iterator[None]:
+    """Translate kombu's failure to reach the broker into a BrokerError."""
+    try:
+        yield
+    except OperationalError as exc:
+        raise outage(exc, maybe_sanitize_url(app.conf.broker_url)) from exc

@@ -5,13 +5,17 @@ split by what the caller does next::
 
     TtsBatchError
     ├── InputError                  fix the input, then run again
-    │   └── UnsafeInputError        the input looks hostile; it was refused
+    │   ├── UnsafeInputError        the input looks hostile; it was refused
+    │   ├── InvalidFieldError       a field of a request is invalid (bad cron, empty prefix)
+    │   └── LimitExceededError      too large or too many: split it, then send again
+    ├── NotFoundError               no such job, run or schedule (for this caller)
     ├── ConfigError                 fix a setting or flag, then run again
     ├── StorageError                the store failed (a key outside the store, a short part)
     │   ├── TransientStorageError   a fault that may pass (5xx, timeout, lost connection): retry
     │   ├── ObjectNotFoundError     no object at the key: retrying will not make one
     │   └── StoreAccessError        no bucket, rejected credentials, 403: fix the configuration
     │                               (also a ConfigError), said once, never retried
+    ├── BrokerError                 Redis (broker, job state) cannot be reached: try again later
     ├── EngineError                 a speech engine or provider failed
     │   ├── RetryableEngineError    try the same request again later
     │   │   └── RateLimitedError    the provider asked us to slow down
@@ -40,6 +44,18 @@ class UnsafeInputError(InputError):
     """Raised when an input looks hostile (zip bomb, external entity, `../` path)."""
 
 
+class InvalidFieldError(InputError):
+    """Raised when a field of a request is invalid: a bad cron, an s3:// prefix with no documents."""
+
+
+class LimitExceededError(InputError):
+    """Raised when a request exceeds a limit: too many documents in a run, a file too large."""
+
+
+class NotFoundError(TtsBatchError):
+    """Raised when there is no job, run or schedule of that id (for this tenant)."""
+
+
 class ConfigError(TtsBatchError):
     """Raised when a setting, flag or option is invalid or missing."""
 
@@ -62,6 +78,10 @@ class ObjectNotFoundError(StorageError):
 
 class StoreAccessError(StorageError, ConfigError):
     """Raised when the store refuses access: no such bucket, rejected credentials, a 403."""
+
+
+class BrokerError(TtsBatchError):
+    """Raised when Redis, the broker and home of job state, cannot be reached or answer."""
 
 
 class EngineError(TtsBatchError):

@@ -24,6 +24,7 @@ from typing import Final
 
 import redis
 
+from ttsbatch import redisclient
 from ttsbatch.messages import FINALIZE_QUEUE, queue_for
 
 #: Seconds between two heartbeats of a worker.
@@ -47,7 +48,7 @@ class Roster:
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "ttsbatch") -> Roster:
         """Return a roster on the Redis at ``url`` (connects on first use)."""
-        return cls(redis.Redis.from_url(url, decode_responses=True), namespace=namespace)
+        return cls(redisclient.connect(url, decode_responses=True), namespace=namespace)
 
     def key(self, queue: str) -> str:
         """Return the key of ``queue``'s sorted set of workers."""

@@ -30,7 +30,7 @@ from typing import Final, cast
 import redis
 from redis.typing import EncodableT, FieldT
 
-from ttsbatch import keys
+from ttsbatch import keys, redisclient
 from ttsbatch.errors import StorageError
 from ttsbatch.messages import chunk_id
 from ttsbatch.models import ChunkRecord, JobStatus, Manifest
@@ -263,7 +263,7 @@ class JobState:
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "ttsbatch") -> JobState:
         """Return the state of the Redis server at ``url``."""
-        return cls(redis.Redis.from_url(url, decode_responses=True), namespace=namespace)
+        return cls(redisclient.connect(url, decode_responses=True), namespace=namespace)
 
     def _key(self, job_id: str, part: str = "") -> str:
         return f"{self.namespace}:job:{job_id}{':' + part if part else ''}"

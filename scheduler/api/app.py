@@ -32,7 +32,13 @@ from scheduler.schedules import create_beat_app
 from scheduler.webhooks import WebhookNotifier
 from ttsbatch import __version__, distributed
 from ttsbatch.distributed import Cluster
-from ttsbatch.errors import InputError, StorageError, TtsBatchError
+from ttsbatch.errors import (
+    BrokerError,
+    InputError,
+    StorageError,
+    StoreAccessError,
+    TtsBatchError,
+)
 from ttsbatch.settings import Settings
 from ttsbatch.storage import Store
 
@@ -130,6 +136,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def storage_error(request: Request, exc: Exception) -> Response:
         return _problem(503, "store_unavailable", f"the store failed: {exc}; try again")
 
+    async def store_access_error(request: Request, exc: Exception) -> Response:
+        # The deployment's store settings are wrong: retrying will not help.
+        return _problem(500, "store_misconfigured", f"the store refused access: {exc}")
+
+    async def broker_error(request: Request, exc: Exception) -> Response:
+        headers = {"Retry-After": str(NO_WORKER_RETRY_AFTER)}
+        return _problem(503, "broker_unavailable", str(exc), headers)
+
     async def other_error(request: Request, exc: Exception) -> Response:
         return _problem(500, "internal", f"{type(exc).__name__}: {exc}")
 
@@ -143,6 +157,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(InputError, input_error)
     app.add_exception_handler(StorageError, storage_error)
+    app.add_exception_handler(StoreAccessError, store_access_error)
+    app.add_exception_handler(BrokerError, broker_error)
     app.add_exception_handler(TtsBatchError, other_error)
     app.add_exception_handler(RequestValidationError, validation_error)
 

@@ -24,7 +24,7 @@ from scheduler.api.sources import SourceReader, check_limits
 from scheduler.dispatch import create_producer
 from scheduler.planning import job_id_for
 from scheduler.webhooks import check_target
-from ttsbatch import distributed, keys
+from ttsbatch import distributed, keys, redisclient
 from ttsbatch.messages import FINALIZE_QUEUE, queue_for
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.roster import Roster
@@ -60,7 +60,7 @@ class Services:
     ) -> Services:
         """Open (lazily) the store, Redis and a producer named by ``settings``."""
         store = store or open_store(settings.store)
-        client = client or redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        client = client or redisclient.connect(settings.redis_url, decode_responses=True)
         return cls(
             settings=settings,
             store=store,
