@@ -15,6 +15,7 @@ split by what the caller does next::
     │   ├── ObjectNotFoundError     no object at the key: retrying will not make one
     │   └── StoreAccessError        no bucket, rejected credentials, 403: fix the configuration
     │                               (also a ConfigError), said once, never retried
+    ├── BrokerError                 Redis (broker, job state) cannot be reached: try again later
     ├── EngineError                 a speech engine or provider failed
     │   ├── RetryableEngineError    try the same request again later
     │   │   └── RateLimitedError    the provider asked us to slow down
@@ -77,6 +78,10 @@ class ObjectNotFoundError(StorageError):
 
 class StoreAccessError(StorageError, ConfigError):
     """Raised when the store refuses access: no such bucket, rejected credentials, a 403."""
+
+
+class BrokerError(TtsBatchError):
+    """Raised when Redis, the broker and home of job state, cannot be reached or answer."""
 
 
 class EngineError(TtsBatchError):
