@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from ttsbatch.errors import ConfigError, PermanentEngineError, RetryableEngineError
 from ttsbatch.models import TimingSource, WordTiming
-from worker.engines import espeak
-from worker.engines.espeak import EspeakEngine, WordEvent, list_voices, word_timings
+from worker.engines import espeak, libespeak
+from worker.engines.espeak import EspeakEngine, list_voices
+from worker.engines.espeak_timing import WordEvent, word_timings
 from worker.words import word_spans
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +156,7 @@ def test_an_engine_refuses_calls_from_another_thread(engine: EspeakEngine) -> No
 def test_should_stop_abandons_the_request_as_retryable(
     engine: EspeakEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(espeak, "_STOP_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(libespeak, "_STOP_CHECK_SECONDS", 0.0)
     calls: list[int] = []
 
     def stop_after_first_buffer() -> bool:
