@@ -13,10 +13,10 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from scheduler.api.errors import InvalidRequestError, NotFoundError, TooLargeError
-from scheduler.api.schemas import JobSpec, Run, RunProgress
-from scheduler.api.service import Services, iso, load_manifest_or_404, owned, submit_job
-from scheduler.api.sources import Upload, from_upload
+from scheduler.models import JobSpec, Run, RunProgress, iso
+from scheduler.ports import Ports, SourceFile
+from ttsbatch.errors import InvalidFieldError, LimitExceededError, NotFoundError
+from ttsbatch.manifests import find_manifest
 from ttsbatch.models import JobStatus
 from ttsbatch.state import TERMINAL
 
@@ -34,76 +34,71 @@ def new_run_id() -> str:
     return f"r-{uuid.uuid4().hex[:16]}"
 
 
-def read_source(services: Services, url: str) -> list[Upload]:
-    """Return every document under an ``s3://`` prefix (sorted by key).
+def read_source(ports: Ports, url: str) -> list[SourceFile]:
+    """Return every document under an ``s3://`` prefix (sorted by key), named by its key.
 
     Raises:
-        InvalidRequestError: the prefix holds nothing or the bucket is not allowed.
+        InvalidFieldError: the prefix holds nothing.
+        LimitExceededError: it holds more than :data:`MAX_RUN_DOCUMENTS`.
+        InputError: the bucket is not one the service may read, or an object
+            cannot be read (from ``ports.list_source``/``read_source``).
     """
-    urls = services.sources.list(url)
+    urls = ports.list_source(url)
     if not urls:
-        raise InvalidRequestError(f"{url}: no documents under this prefix; check the path")
+        raise InvalidFieldError(f"{url}: no documents under this prefix; check the path")
     if len(urls) > MAX_RUN_DOCUMENTS:
-        raise TooLargeError(f"{url}: {len(urls)} documents; a run takes {MAX_RUN_DOCUMENTS}")
-    limit = services.settings.api.max_request_bytes
-    uploads = []
-    for item in urls:
-        upload = services.sources.read(item, limit)
-        uploads.append(Upload(item.split("/", 3)[3], upload.data))
-    return uploads
+        raise LimitExceededError(f"{url}: {len(urls)} documents; a run takes {MAX_RUN_DOCUMENTS}")
+    limit = ports.settings.api.max_request_bytes
+    return [SourceFile(item.split("/", 3)[3], ports.read_source(item, limit)) for item in urls]
 
 
 def start_run(
-    services: Services,
+    ports: Ports,
     tenant: str,
     spec: JobSpec,
-    uploads: Sequence[Upload],
+    documents: Sequence[SourceFile],
     *,
     source: str | None = None,
     schedule_id: str | None = None,
     skipped: Sequence[str] = (),
     run_id: str | None = None,
 ) -> dict[str, object]:
-    """Submit one job per upload under a new run; return the run's record.
+    """Submit one job per document under a new run; return the run's record.
 
-    ``uploads`` are named by their key (or file name): each becomes a document
-    whose name is the file's stem.
+    ``documents`` are named by their key (or file name): each job is named
+    after its file's stem unless ``spec`` names it.
     """
     run_id = run_id or new_run_id()
-    documents: dict[str, str] = {}
-    for upload in uploads:
-        document = from_upload(upload)
-        spec_one = spec.model_copy(update={"name": spec.name or document.name})
-        documents[upload.filename] = submit_job(
-            services, tenant, [document], spec_one, run_id=run_id, capped=False
-        )
+    jobs: dict[str, str] = {}
+    for document in documents:
+        jobs[document.filename] = ports.submit(tenant, document, spec, run_id=run_id)
     record: dict[str, object] = {
         "id": run_id,
         "name": spec.name,
         "source": source,
         "schedule_id": schedule_id,
-        "documents": documents,
+        "documents": jobs,
         "skipped": list(skipped),
         "created_at_ts": time.time(),
     }
-    services.store.write(run_key(run_id), json.dumps(record, sort_keys=True, indent=1).encode())
-    services.registry.put("runs", run_id, tenant, record)
+    ports.store.write(run_key(run_id), json.dumps(record, sort_keys=True, indent=1).encode())
+    ports.index.put("runs", run_id, tenant, record)
     return record
 
 
-def load_run(services: Services, tenant: str, run_id: str) -> dict[str, object]:
+def load_run(ports: Ports, tenant: str, run_id: str) -> dict[str, object]:
     """Return the tenant's run record.
 
     Raises:
         NotFoundError: unknown, or another tenant's.
     """
-    record = services.registry.get("runs", run_id, tenant)
+    record = ports.index.get("runs", run_id, tenant)
     if record is None:
         raise NotFoundError(f"no run {run_id}: check the id (GET /v1/runs lists yours)")
     return record
 
 
-def show_run(services: Services, record: Mapping[str, object]) -> Run:
+def show_run(ports: Ports, record: Mapping[str, object]) -> Run:
     """Return the run resource with its jobs' aggregate progress."""
     documents = dict(record.get("documents") or {})  # type: ignore[call-overload]
     jobs = list(dict.fromkeys(documents.values()))
@@ -112,7 +107,7 @@ def show_run(services: Services, record: Mapping[str, object]) -> Run:
     seconds = 0.0
     tenant = str(record["tenant"])
     for job_id in jobs:
-        snapshot = services.state.snapshot(job_id)
+        snapshot = ports.state.snapshot(job_id)
         if snapshot is not None:
             statuses[snapshot.status.value] += 1
             total, done, failed = (
@@ -122,10 +117,9 @@ def show_run(services: Services, record: Mapping[str, object]) -> Run:
             )
             seconds += snapshot.audio_seconds
             continue
-        try:
-            owned(services, tenant, job_id)
-            manifest = load_manifest_or_404(services, job_id)
-        except NotFoundError:
+        owned = ports.index.job(job_id, tenant) is not None
+        manifest = find_manifest(ports.store, job_id) if owned else None
+        if manifest is None:
             statuses["purged"] += 1
             continue
         chunks = sum(len(plan.chunks) for plan in manifest.documents)

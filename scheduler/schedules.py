@@ -1,11 +1,11 @@
 """Schedules: cron-timed incremental runs over an ``s3://`` prefix, kept in celery-redbeat.
 
-A schedule's record lives in the API registry (tenant, cron, source, job
+A schedule's record lives in the tenant index (tenant, cron, source, job
 options); its timing is a redbeat entry in Redis that sends
 :data:`SCHEDULED_RUN` with the schedule id. ``ttsbatch beat`` runs one beat
-(redbeat's lock keeps it to one) with an embedded worker for that task, which
-calls :func:`run_schedule`: only documents new or changed since the last run
-(per :class:`~scheduler.ledger.Ledger`) become jobs.
+(redbeat's lock keeps it to one) with an embedded worker for that task
+(:mod:`scheduler.beat`), which calls :func:`run_schedule`: only documents new
+or changed since the last run (per :class:`~scheduler.ledger.Ledger`) become jobs.
 """
 
 from __future__ import annotations
@@ -19,15 +19,13 @@ from celery import Celery
 from celery.schedules import crontab
 from redbeat import RedBeatSchedulerEntry  # type: ignore[import-untyped] # redbeat ships no types
 
-from scheduler.api.errors import InvalidRequestError, NotFoundError
-from scheduler.api.schemas import JobSpec, Schedule, ScheduleRequest
-from scheduler.api.service import Services, iso
-from scheduler.dispatch import create_producer
 from scheduler.ledger import Ledger, content_hash
+from scheduler.models import JobSpec, Schedule, iso
+from scheduler.ports import Ports
 from scheduler.runs import new_run_id, read_source, start_run
-from ttsbatch.distributed import find_manifest
+from ttsbatch.errors import InvalidFieldError, NotFoundError
+from ttsbatch.manifests import find_manifest
 from ttsbatch.models import JobStatus
-from ttsbatch.settings import Settings
 
 SCHEDULED_RUN: Final = "ttsbatch.scheduled_run"
 SCHEDULE_QUEUE: Final = "ttsbatch.schedules"
@@ -38,11 +36,11 @@ def parse_cron(expression: str) -> crontab:
     """Return the crontab of ``minute hour day-of-month month day-of-week``.
 
     Raises:
-        InvalidRequestError: not five fields, or a field out of range.
+        InvalidFieldError: not five fields, or a field out of range.
     """
     fields = expression.split()
     if len(fields) != 5:
-        raise InvalidRequestError(
+        raise InvalidFieldError(
             f"cron {expression!r}: give five fields, minute hour day-of-month month"
             " day-of-week (e.g. '0 2 * * *' for 02:00 UTC daily)"
         )
@@ -57,34 +55,8 @@ def parse_cron(expression: str) -> crontab:
         )
         schedule.remaining_estimate(schedule.now())
     except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise InvalidRequestError(f"cron {expression!r}: {exc}") from None
+        raise InvalidFieldError(f"cron {expression!r}: {exc}") from None
     return schedule
-
-
-def create_beat_app(settings: Settings) -> Celery:
-    """Return the Celery app of ``ttsbatch beat``: redbeat's scheduler plus the run task."""
-    app = create_producer(settings, name="ttsbatch-beat")
-    app.conf.update(
-        redbeat_redis_url=settings.redis_url,
-        redbeat_key_prefix="ttsbatch:redbeat:",
-        beat_scheduler="redbeat.RedBeatScheduler",
-        task_default_queue=SCHEDULE_QUEUE,
-        timezone="UTC",
-    )
-
-    services: list[Services] = []
-
-    # Not shared: a shared task is copied into every Celery app the process
-    # creates later (a worker's, another beat's), where Celery 5.7 warns about
-    # the duplicate name.
-    @app.task(name=SCHEDULED_RUN, shared=False)
-    def scheduled_run(schedule_id: str) -> str | None:
-        if not services:
-            services.append(Services.connect(settings))
-        record = run_schedule(services[0], schedule_id)
-        return None if record is None else str(record["id"])
-
-    return app
 
 
 def _entry_name(schedule_id: str) -> str:
@@ -92,21 +64,25 @@ def _entry_name(schedule_id: str) -> str:
 
 
 def create_schedule(
-    services: Services, beat: Celery, tenant: str, request: ScheduleRequest
+    ports: Ports, beat: Celery, tenant: str, *, cron: str, source: str, spec: JobSpec
 ) -> dict[str, object]:
-    """Record a schedule and its redbeat entry; return its record."""
-    schedule = parse_cron(request.cron)
-    services.sources.list(request.source)  # the bucket must be readable now, not at 2 am
+    """Record a schedule and its redbeat entry (``beat``: the beat's app); return its record.
+
+    Raises:
+        InvalidFieldError: a bad cron expression.
+        InputError: the source cannot be listed now (from ``ports.list_source``).
+    """
+    schedule = parse_cron(cron)
+    ports.list_source(source)  # the bucket must be readable now, not at 2 am
     schedule_id = f"s-{uuid.uuid4().hex[:16]}"
-    spec = JobSpec.model_validate(request.model_dump(include=set(JobSpec.model_fields)))
     record: dict[str, object] = {
         "id": schedule_id,
-        "cron": request.cron,
-        "source": request.source,
+        "cron": cron,
+        "source": source,
         "spec": spec.model_dump(mode="json", exclude_defaults=True),
         "created_at_ts": time.time(),
     }
-    services.registry.put("schedules", schedule_id, tenant, record)
+    ports.index.put("schedules", schedule_id, tenant, record)
     entry = RedBeatSchedulerEntry(
         _entry_name(schedule_id),
         SCHEDULED_RUN,
@@ -119,30 +95,30 @@ def create_schedule(
     return record
 
 
-def load_schedule(services: Services, tenant: str | None, schedule_id: str) -> dict[str, object]:
+def load_schedule(ports: Ports, tenant: str | None, schedule_id: str) -> dict[str, object]:
     """Return a schedule's record (of ``tenant``, if given).
 
     Raises:
         NotFoundError: unknown, or another tenant's.
     """
-    record = services.registry.get("schedules", schedule_id, tenant)
+    record = ports.index.get("schedules", schedule_id, tenant)
     if record is None:
         raise NotFoundError(f"no schedule {schedule_id}: GET /v1/schedules lists yours")
     return record
 
 
-def delete_schedule(services: Services, beat: Celery, tenant: str, schedule_id: str) -> None:
+def delete_schedule(ports: Ports, beat: Celery, tenant: str, schedule_id: str) -> None:
     """Stop a schedule: its redbeat entry and its record go; its runs and jobs stay."""
-    load_schedule(services, tenant, schedule_id)
+    load_schedule(ports, tenant, schedule_id)
     prefix = beat.conf.redbeat_key_prefix
     with contextlib.suppress(KeyError):  # the entry is gone already
         RedBeatSchedulerEntry.from_key(f"{prefix}{_entry_name(schedule_id)}", app=beat).delete()
-    services.registry.delete("schedules", schedule_id, tenant)
+    ports.index.delete("schedules", schedule_id, tenant)
 
 
-def show_schedule(services: Services, record: dict[str, object]) -> Schedule:
+def show_schedule(ports: Ports, record: dict[str, object]) -> Schedule:
     """Return the schedule resource with its runs, newest first."""
-    ledger = Ledger.load(services.store, str(record["id"]))
+    ledger = Ledger.load(ports.store, str(record["id"]))
     return Schedule(
         id=str(record["id"]),
         cron=str(record["cron"]),
@@ -153,38 +129,38 @@ def show_schedule(services: Services, record: dict[str, object]) -> Schedule:
     )
 
 
-def _job_status(services: Services, job_id: str) -> JobStatus | None:
-    status = services.state.status(job_id)
+def _job_status(ports: Ports, job_id: str) -> JobStatus | None:
+    status = ports.state.status(job_id)
     if status is not None or not job_id:
         return status
-    manifest = find_manifest(services.store, job_id)
+    manifest = find_manifest(ports.store, job_id)
     return None if manifest is None else manifest.status
 
 
-def run_schedule(services: Services, schedule_id: str) -> dict[str, object] | None:
+def run_schedule(ports: Ports, schedule_id: str) -> dict[str, object] | None:
     """Run a schedule once: submit jobs for new and changed documents only; record the run.
 
     Returns:
         The run's record, or None if the schedule was deleted.
     """
     try:
-        record = load_schedule(services, None, schedule_id)
+        record = load_schedule(ports, None, schedule_id)
     except NotFoundError:
         return None
     tenant = str(record["tenant"])
     source = str(record["source"])
     spec = JobSpec.model_validate(record.get("spec") or {})
-    uploads = {upload.filename: upload for upload in read_source(services, source)}
-    hashes = {name: content_hash(upload.data) for name, upload in uploads.items()}
-    ledger = Ledger.load(services.store, schedule_id)
-    todo = ledger.pending(hashes, lambda job_id: _job_status(services, job_id))
-    skipped = sorted(set(uploads) - set(todo))
+    documents = {document.filename: document for document in read_source(ports, source)}
+    hashes = {name: content_hash(document.data) for name, document in documents.items()}
+    ledger = Ledger.load(ports.store, schedule_id)
+    todo = ledger.pending(hashes, lambda job_id: _job_status(ports, job_id))
+    skipped = sorted(set(documents) - set(todo))
     run_id = new_run_id()
     run = start_run(
-        services,
+        ports,
         tenant,
         spec,
-        [uploads[name] for name in todo],
+        [documents[name] for name in todo],
         source=source,
         schedule_id=schedule_id,
         skipped=skipped,
@@ -192,5 +168,5 @@ def run_schedule(services: Services, schedule_id: str) -> dict[str, object] | No
     )
     jobs = dict(run["documents"])  # type: ignore[call-overload]
     ledger.record(run_id, {name: (hashes[name], jobs[name]) for name in todo}, skipped)
-    ledger.save(services.store, schedule_id)
+    ledger.save(ports.store, schedule_id)
     return run

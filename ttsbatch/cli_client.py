@@ -233,18 +233,32 @@ def api(host: str | None, port: int | None) -> None:
 
 @click.command()
 @click.option("--loglevel", "-l", default="info", show_default=True)
-def beat(loglevel: str) -> None:
-    """Run the schedules: one redbeat beat (locked in Redis) and the worker of its runs."""
-    from scheduler.schedules import SCHEDULE_QUEUE, create_beat_app  # noqa: PLC0415
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Threads of the embedded worker (webhook deliveries, scans, scheduled runs).",
+)
+def beat(loglevel: str, concurrency: int) -> None:
+    """Run the cluster's background work: one redbeat beat (locked in Redis) and its worker.
 
-    app = create_beat_app(Settings())
+    Schedules, webhook deliveries and the rescue of stalled jobs (scheduler/beat.py).
+    """
+    from scheduler.api.ports import connect_ports  # noqa: PLC0415 - keeps --help fast
+    from scheduler.beat import BEAT_QUEUES, create_beat_app  # noqa: PLC0415
+
+    settings = Settings()
+    app = create_beat_app(settings, connect=lambda: connect_ports(settings))
     app.worker_main(
         [
             "worker",
             "--beat",
             "--scheduler=redbeat.RedBeatScheduler",
-            "--pool=solo",
-            f"--queues={SCHEDULE_QUEUE}",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            f"--queues={','.join(BEAT_QUEUES)}",
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",

@@ -7,8 +7,7 @@ ttsbatch errors into HTTP statuses.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -21,17 +20,15 @@ from fastapi.responses import JSONResponse
 from pydantic.json_schema import models_json_schema
 
 from scheduler.api.auth import KeyRing, load_keys
-from scheduler.api.errors import ApiError, TooLargeError
+from scheduler.api.errors import DOMAIN_STATUSES, ApiError, TooLargeError
 from scheduler.api.metrics import Metrics
+from scheduler.api.ports import ports_of
 from scheduler.api.routes import health, jobs, runs, schedules
 from scheduler.api.routes.common import too_large
 from scheduler.api.schemas import JobRequest, JobSpec, Problem, RunRequest
 from scheduler.api.service import Services
-from scheduler.periodic import Periodic
-from scheduler.schedules import create_beat_app
-from scheduler.webhooks import WebhookNotifier
-from ttsbatch import __version__, distributed
-from ttsbatch.distributed import Cluster
+from scheduler.beat import create_beat_app
+from ttsbatch import __version__
 from ttsbatch.errors import (
     BrokerError,
     InputError,
@@ -42,8 +39,6 @@ from ttsbatch.errors import (
 from ttsbatch.settings import Settings
 from ttsbatch.storage import Store
 
-#: Seconds between two looks for stalled jobs.
-RESCUE_INTERVAL = 30.0
 #: Retry-After (s) of a job refused because no worker serves it: about one heartbeat.
 NO_WORKER_RETRY_AFTER = 10
 
@@ -59,49 +54,22 @@ def create_app(
     store: Store | None = None,
     redis: redis.Redis | None = None,
     celery: Celery | None = None,
-    notify_webhooks: bool = True,
-    rescue_stalled: bool = True,
 ) -> FastAPI:
     """Return the API app; nothing connects until the first request.
+
+    The app runs nothing in the background: webhook deliveries and the rescue
+    of stalled jobs are the beat's (:mod:`scheduler.beat`), once per cluster.
 
     Args:
         settings: every setting (``settings.api`` for keys and limits).
         store: the job store (default: ``settings.store``).
         redis: a client with ``decode_responses=True`` (default: ``settings.redis_url``).
         celery: the producer that sends chunk tasks (default: one on ``settings.redis_url``).
-        notify_webhooks: run the webhook notifier in this process.
-        rescue_stalled: re-send, every :data:`RESCUE_INTERVAL` seconds, the
-            missing chunks of jobs stalled for ``STALL_AFTER`` (see
-            :func:`ttsbatch.distributed.rescue_stalled`); several API replicas
-            agree through Redis on who rescues a job.
     """
     services = Services.connect(settings, store=store, client=redis, producer=celery)
-    background: list[WebhookNotifier | Periodic] = []
-    if notify_webhooks:
-        background.append(WebhookNotifier(services))
-    if rescue_stalled:
-        cluster = Cluster(store=services.store, state=services.state, producer=services.producer)
-        background.append(
-            Periodic("rescue-stalled", lambda: distributed.rescue_stalled(cluster), RESCUE_INTERVAL)
-        )
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for task in background:
-            task.start()
-        try:
-            yield
-        finally:
-            for task in background:
-                task.stop()
-
-    app = FastAPI(
-        title="ttsbatch",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="ttsbatch", version=__version__, description=DESCRIPTION)
     app.state.services = services
+    app.state.ports = ports_of(services)
     app.state.keyring = KeyRing(load_keys(settings.api))
     app.state.metrics = Metrics()
     app.state.beat = create_beat_app(settings)
@@ -130,6 +98,12 @@ def _add_error_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(NO_WORKER_RETRY_AFTER)}
         return _problem(exc.status, exc.code, str(exc), headers)
 
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        status, code = next(
+            DOMAIN_STATUSES[cls] for cls in type(exc).__mro__ if cls in DOMAIN_STATUSES
+        )
+        return _problem(status, code, str(exc))
+
     async def input_error(request: Request, exc: Exception) -> Response:
         return _problem(422, "invalid_input", str(exc))
 
@@ -155,6 +129,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _problem(422, "invalid_request", jsonable_encoder(detail))
 
     app.add_exception_handler(ApiError, api_error)
+    for domain in DOMAIN_STATUSES:
+        app.add_exception_handler(domain, domain_error)
     app.add_exception_handler(InputError, input_error)
     app.add_exception_handler(StorageError, storage_error)
     app.add_exception_handler(StoreAccessError, store_access_error)

@@ -1,25 +1,34 @@
-"""Errors of the API's service layer; :mod:`scheduler.api.app` maps them to HTTP statuses.
+"""HTTP statuses of errors: the API's own, and the domain's (which carry none).
 
-::
+The API's service layer raises these; each carries its status and problem
+code, and the three with a domain twin are that domain error too::
 
     TtsBatchError
     └── ApiError                  the request cannot be served as sent
         ├── NotFoundError         no such job, run or schedule for this tenant (404)
+        │                         (also ttsbatch.errors.NotFoundError)
         ├── ConflictError         the resource is not in a state that allows it (409)
         ├── TooLargeError         the request or a job exceeds a limit (413)
+        │                         (also ttsbatch.errors.LimitExceededError)
         ├── UnsupportedError      an unsupported media type or file format (415)
         ├── InvalidRequestError   a field is invalid: unknown engine/voice, bad cron (422)
+        │                         (also ttsbatch.errors.InvalidFieldError)
         ├── TooManyJobsError      the tenant has too many jobs running (429)
         ├── UnauthorizedError     no or an unknown API key (401)
         └── NoWorkerError         no live worker serves the job's engine (503)
 
-Every message says what to change.
+The scheduler domain (runs, schedules, webhooks) raises the ttsbatch tree
+without statuses; :data:`DOMAIN_STATUSES` gives theirs, and
+:mod:`scheduler.api.app` turns both into problem bodies. Every message says
+what to change.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
+from ttsbatch import errors
 from ttsbatch.errors import TtsBatchError
 
 
@@ -30,7 +39,7 @@ class ApiError(TtsBatchError):
     code: ClassVar[str] = "bad_request"
 
 
-class NotFoundError(ApiError):
+class NotFoundError(ApiError, errors.NotFoundError):
     """Raised when the tenant has no job, run or schedule of that id."""
 
     status = 404
@@ -44,7 +53,7 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
-class TooLargeError(ApiError):
+class TooLargeError(ApiError, errors.LimitExceededError):
     """Raised when a request body, a job's characters or its documents exceed a limit."""
 
     status = 413
@@ -58,7 +67,7 @@ class UnsupportedError(ApiError):
     code = "unsupported_format"
 
 
-class InvalidRequestError(ApiError):
+class InvalidRequestError(ApiError, errors.InvalidFieldError):
     """Raised when a field is invalid: unknown engine or voice, bad cron, unreadable source."""
 
     status = 422
@@ -84,3 +93,11 @@ class NoWorkerError(ApiError):
 
     status = 503
     code = "no_worker"
+
+
+#: Status and problem code of each domain error (subclasses included) that is no ApiError.
+DOMAIN_STATUSES: Final[Mapping[type[TtsBatchError], tuple[int, str]]] = {
+    errors.NotFoundError: (NotFoundError.status, NotFoundError.code),
+    errors.LimitExceededError: (TooLargeError.status, TooLargeError.code),
+    errors.InvalidFieldError: (InvalidRequestError.status, InvalidRequestError.code),
+}

@@ -1,57 +1,38 @@
-"""Request and response bodies of the REST API, with the examples OpenAPI shows."""
+"""Request and response bodies of the REST API, with the examples OpenAPI shows.
+
+A job's spec, runs and schedules are the domain's models (:mod:`scheduler.models`),
+re-exported here with the bodies that only the API has.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
-from ttsbatch.models import AudioFormat, JobOptions, JobStatus, Pauses
+from scheduler.models import RUN_EXAMPLE, SCHEDULE_EXAMPLE, Body, JobSpec, Name, Run, Schedule
+from ttsbatch.models import JobOptions, JobStatus
 
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
-TagValue = Annotated[str, StringConstraints(max_length=256)]
-MAX_TAGS: Final = 20
-
-
-class Body(BaseModel):
-    """Base of request bodies: unknown fields are refused, so typos are not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class JobSpec(Body):
-    """How to speak: engine, voice and layout options, tags and a webhook."""
-
-    name: Name | None = Field(default=None, description="Name of the job and of inline text.")
-    engine: str | None = Field(
-        default=None,
-        description="espeak, together or openai; left out: the deployment's"
-        " (TTSBATCH_DEFAULT_ENGINE, espeak unless set).",
-    )
-    model: str | None = Field(
-        default=None,
-        max_length=200,
-        description="The provider's model (together, openai: required unless the deployment"
-        " sets TTSBATCH_DEFAULT_MODEL for that engine); espeak takes none.",
-    )
-    voice: str | None = Field(
-        default=None,
-        max_length=200,
-        description="The engine's voice (together, openai: required unless the deployment"
-        " sets TTSBATCH_DEFAULT_VOICE for that engine).",
-    )
-    language: str | None = Field(default=None, max_length=35)
-    max_chars: int | None = Field(default=None, ge=20, le=100_000)
-    pauses: Pauses | None = None
-    audio_format: AudioFormat = AudioFormat.WAV
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
-    webhook_url: str | None = Field(
-        default=None,
-        max_length=2000,
-        pattern=r"^https?://",
-        description="Called (HMAC-SHA256 signed) when the job succeeds or fails.",
-    )
+# JobSpec, Run and Schedule are the domain's; the routes and OpenAPI take them from here too.
+__all__ = [
+    "ChunkError",
+    "DocumentIn",
+    "Health",
+    "Job",
+    "JobList",
+    "JobProgress",
+    "JobRequest",
+    "JobResult",
+    "JobSpec",
+    "Problem",
+    "ResultFile",
+    "Run",
+    "RunList",
+    "RunRequest",
+    "Schedule",
+    "ScheduleList",
+    "ScheduleRequest",
+]
 
 
 class DocumentIn(Body):
@@ -244,55 +225,6 @@ class RunRequest(JobSpec):
     documents: list[DocumentIn] | None = Field(default=None, min_length=1)
 
 
-class RunProgress(BaseModel):
-    """Aggregate progress of a run's jobs."""
-
-    jobs_total: int
-    jobs_by_status: dict[str, int]
-    chunks_total: int
-    chunks_done: int
-    chunks_failed: int
-    audio_seconds: float
-
-
-RUN_EXAMPLE: Final[dict[str, Any]] = {
-    "id": "r-5d41402abc4b2a76",
-    "name": "articles",
-    "status": "running",
-    "source": "s3://corpus/articles/",
-    "schedule_id": None,
-    "jobs": ["3f9c0a1b2c3d4e5f6a7b"],
-    "documents": {"articles/a.txt": "3f9c0a1b2c3d4e5f6a7b"},
-    "skipped": [],
-    "progress": {
-        "jobs_total": 1,
-        "jobs_by_status": {"running": 1},
-        "chunks_total": 4,
-        "chunks_done": 1,
-        "chunks_failed": 0,
-        "audio_seconds": 24.5,
-    },
-    "created_at": "2026-01-01T12:00:00Z",
-}
-
-
-class Run(BaseModel):
-    """A corpus run: its jobs, by document, and their aggregate progress."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [RUN_EXAMPLE]})
-
-    id: str
-    name: str | None
-    status: JobStatus
-    source: str | None
-    schedule_id: str | None
-    jobs: list[str]
-    documents: dict[str, str]
-    skipped: list[str] = Field(description="Documents left out: unchanged since the last run.")
-    progress: RunProgress
-    created_at: str | None
-
-
 class RunList(BaseModel):
     """A page of runs, newest first."""
 
@@ -320,29 +252,6 @@ class ScheduleRequest(JobSpec):
         max_length=200, description="minute hour day-of-month month day-of-week (UTC)"
     )
     source: str = Field(pattern=r"^s3://", max_length=1200)
-
-
-SCHEDULE_EXAMPLE: Final[dict[str, Any]] = {
-    "id": "s-1a2b3c4d5e6f7a8b",
-    "cron": "0 2 * * *",
-    "source": "s3://corpus/articles/",
-    "spec": {"engine": "espeak"},
-    "created_at": "2026-01-01T12:00:00Z",
-    "runs": ["r-5d41402abc4b2a76"],
-}
-
-
-class Schedule(BaseModel):
-    """A schedule and the ids of its runs, newest first."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [SCHEDULE_EXAMPLE]})
-
-    id: str
-    cron: str
-    source: str
-    spec: dict[str, Any]
-    created_at: str | None
-    runs: list[str]
 
 
 class ScheduleList(BaseModel):

@@ -34,7 +34,7 @@ def test_a_schedule_run_synthesises_every_document_then_only_the_edited_and_the_
         s3_store.write(f"corpus/{name}.txt", f"Document {name} says hello.".encode())
     source = f"s3://{s3_store.bucket}/t/corpus/"
     app = make_app(store=s3_store, source_buckets=s3_store.bucket)
-    services = app.state.services
+    ports = app.state.ports
     with TestClient(app) as client:
         created = client.post(
             "/v1/schedules",
@@ -46,17 +46,17 @@ def test_a_schedule_run_synthesises_every_document_then_only_the_edited_and_the_
         beat = redis.Redis.from_url(redis_db_url, decode_responses=True)
         assert beat.exists(f"ttsbatch:redbeat:ttsbatch-schedule:{schedule_id}")
 
-        first = run_schedule(services, schedule_id)
+        first = run_schedule(ports, schedule_id)
         assert first is not None
         assert sorted(first["documents"]) == ["t/corpus/a.txt", "t/corpus/b.txt", "t/corpus/c.txt"]
 
-        unchanged = run_schedule(services, schedule_id)
+        unchanged = run_schedule(ports, schedule_id)
         assert unchanged is not None and unchanged["documents"] == {}
         assert len(unchanged["skipped"]) == 3
 
         s3_store.write("corpus/b.txt", b"Document b was edited.")
         s3_store.write("corpus/d.txt", b"Document d is new.")
-        second = run_schedule(services, schedule_id)
+        second = run_schedule(ports, schedule_id)
         assert second is not None
         assert sorted(second["documents"]) == ["t/corpus/b.txt", "t/corpus/d.txt"]
         assert second["skipped"] == ["t/corpus/a.txt", "t/corpus/c.txt"]
@@ -71,7 +71,7 @@ def test_a_schedule_run_synthesises_every_document_then_only_the_edited_and_the_
         assert client.delete(f"/v1/schedules/{schedule_id}", headers=AUTH_A).status_code == 204
         assert not beat.exists(f"ttsbatch:redbeat:ttsbatch-schedule:{schedule_id}")
         assert client.get(f"/v1/schedules/{schedule_id}", headers=AUTH_A).status_code == 404
-        assert run_schedule(services, schedule_id) is None
+        assert run_schedule(ports, schedule_id) is None
         beat.close()
 
 
@@ -80,15 +80,15 @@ def test_a_document_whose_job_failed_is_synthesised_again_by_the_next_run(
 ) -> None:
     s3_store.write("corpus/a.txt", b"Only one document.")
     app = make_app(store=s3_store, source_buckets=s3_store.bucket)
-    services = app.state.services
+    ports = app.state.ports
     with TestClient(app) as client:
         source = f"s3://{s3_store.bucket}/t/corpus/"
         schedule_id = client.post(
             "/v1/schedules", json={"cron": "* * * * *", "source": source}, headers=AUTH_A
         ).json()["id"]
-        first = run_schedule(services, schedule_id)
+        first = run_schedule(ports, schedule_id)
         assert first is not None
         (job_id,) = first["documents"].values()
-        services.state.fail(job_id, "provider said no")
-        again = run_schedule(services, schedule_id)
+        ports.state.fail(job_id, "provider said no")
+        again = run_schedule(ports, schedule_id)
         assert again is not None and list(again["documents"].values()) == [job_id]

@@ -72,7 +72,7 @@ def make_app(redis_db_url: str, local_store: LocalStore) -> Callable[..., FastAP
         settings = api_settings(redis_db_url, chosen.url, defaults=defaults, **api)
         if worker_queues:
             pretend_worker(redis_db_url, worker_queues).client.close()
-        return create_app(settings, store=chosen, notify_webhooks=False, rescue_stalled=False)
+        return create_app(settings, store=chosen)
 
     return make
 
