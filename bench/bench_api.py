@@ -3,14 +3,19 @@
 Not a test: run it by hand and read the numbers.
 
     .venv/bin/python bench/bench_api.py [--jobs 1000] [--clients 50] [--workers 2]
+    .venv/bin/python bench/bench_api.py --jobs 1000 --clients 50 --workers 0
 
-Starts its own Redis, SeaweedFS, espeak worker processes and the API (``ttsbatch
-api`` in a subprocess). Each client thread has its own API key (tenant) and
-submits its share of jobs, each a distinct one-sentence text; submit latency is
-measured per request. Then every job is followed to its end. Reports submit
+Starts its own Redis, SeaweedFS, espeak worker processes, the beat (``ttsbatch
+beat``) and the API (``ttsbatch api`` in a subprocess). Each client thread has
+its own API key (tenant) and submits its share of jobs, each a distinct
+one-sentence text; submit latency is measured per request. Then every job is followed to its end. Reports submit
 latency p50/p99, submit throughput, time until all jobs succeeded, and checks
 that all succeeded and none was lost or duplicated (the API's listings and the
 store's manifests both hold exactly the submitted ids).
+
+With ``--workers 0`` only the submission is measured: no worker runs, the API
+accepts jobs anyway (``TTSBATCH_API_REQUIRE_WORKERS=false``), and the check is
+that the API lists exactly the submitted ids, none lost or duplicated.
 """
 
 from __future__ import annotations
@@ -31,7 +36,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ttsbatch.devstack import queues_for, stop_process, worker_command  # noqa: E402
+from ttsbatch.devstack import (  # noqa: E402
+    queues_for,
+    stop_process,
+    ttsbatch_command,
+    worker_command,
+)
 from ttsbatch.services import LOOPBACK, RedisServer, SeaweedFS, free_port  # noqa: E402
 from ttsbatch.storage.s3 import S3Store, create_client  # noqa: E402
 
@@ -110,6 +120,7 @@ def main() -> None:  # noqa: PLR0915 - one linear scenario
             "AWS_REGION": "us-east-1",
             "TTSBATCH_API_KEYS": ",".join(keys),
             "TTSBATCH_API_MAX_CONCURRENT_JOBS": str(args.jobs),
+            "TTSBATCH_API_REQUIRE_WORKERS": "true" if args.workers else "false",
         }
         client = create_client(
             endpoint_url=s3.endpoint_url,
@@ -131,6 +142,13 @@ def main() -> None:  # noqa: PLR0915 - one linear scenario
                         stderr=subprocess.STDOUT,
                     )
                 )
+        with (logs / "beat.log").open("ab") as log:
+            # The scheduler side's own process, as in every deployment.
+            processes.append(
+                subprocess.Popen(
+                    ttsbatch_command("beat"), env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
         port = free_port()
         with (logs / "api.log").open("ab") as log:
             api = subprocess.Popen(
@@ -185,6 +203,16 @@ def main() -> None:  # noqa: PLR0915 - one linear scenario
                 f" p99 {percentile(latencies, 0.99) * 1000:.0f} ms,"
                 f" mean {statistics.mean(latencies) * 1000:.0f} ms"
             )
+
+            if not args.workers:
+                listed_ids = [job for key in keys for job in listed(url, key)]
+                ok = len(set(all_ids)) == args.jobs and sorted(listed_ids) == sorted(set(all_ids))
+                print(
+                    f"distinct ids {len(set(all_ids))}/{args.jobs}; listed by the API"
+                    f" {len(listed_ids)} ({len(set(listed_ids))} distinct)"
+                )
+                print("OK: none lost or duplicated" if ok else "FAILED")
+                return
 
             end = time.monotonic() + args.timeout
             with ThreadPoolExecutor(max_workers=args.clients) as pool:
