@@ -63,6 +63,22 @@ def _entry_name(schedule_id: str) -> str:
     return _ENTRY_PREFIX + schedule_id
 
 
+def schedule_entry(beat: Celery, schedule_id: str, cron: str) -> RedBeatSchedulerEntry:
+    """Return the redbeat entry that runs a schedule at its cron times (not saved yet).
+
+    Raises:
+        InvalidFieldError: a bad cron expression.
+    """
+    return RedBeatSchedulerEntry(
+        _entry_name(schedule_id),
+        SCHEDULED_RUN,
+        parse_cron(cron),
+        args=[schedule_id],
+        options={"queue": SCHEDULE_QUEUE},
+        app=beat,
+    )
+
+
 def create_schedule(
     ports: Ports, beat: Celery, tenant: str, *, cron: str, source: str, spec: JobSpec
 ) -> dict[str, object]:
@@ -72,7 +88,7 @@ def create_schedule(
         InvalidFieldError: a bad cron expression.
         InputError: the source cannot be listed now (from ``ports.list_source``).
     """
-    schedule = parse_cron(cron)
+    parse_cron(cron)
     ports.list_source(source)  # the bucket must be readable now, not at 2 am
     schedule_id = f"s-{uuid.uuid4().hex[:16]}"
     record: dict[str, object] = {
@@ -83,15 +99,7 @@ def create_schedule(
         "created_at_ts": time.time(),
     }
     ports.index.put("schedules", schedule_id, tenant, record)
-    entry = RedBeatSchedulerEntry(
-        _entry_name(schedule_id),
-        SCHEDULED_RUN,
-        schedule,
-        args=[schedule_id],
-        options={"queue": SCHEDULE_QUEUE},
-        app=beat,
-    )
-    entry.save()
+    schedule_entry(beat, schedule_id, cron).save()
     return record
 
 
