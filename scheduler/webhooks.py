@@ -263,19 +263,25 @@ def delivery_id(job_id: str, status: JobStatus, ended_at: float) -> str:
     return f"job_{job_id}_{status.value}_{round(ended_at * 1000)}"
 
 
-def delivery_for(entry: JobRecord, snapshot: JobSnapshot) -> WebhookDelivery:
-    """Return the delivery of an ended job's event to its webhook."""
-    status = snapshot.status
+def delivery_for(
+    entry: JobRecord, status: JobStatus, snapshot: JobSnapshot | None
+) -> WebhookDelivery:
+    """Return the delivery of an ended job's event to its webhook.
+
+    ``snapshot`` is None for a job that ended before it was planned: its
+    payload has no error details and its id no end time.
+    """
     payload: dict[str, Any] = {
         "id": entry.job_id,
         "status": status.value,
         "name": entry.name,
         "tags": entry.tags,
-        "error": snapshot.reasons(),
+        "error": snapshot.reasons() if snapshot else None,
         "run_id": entry.run_id,
     }
+    ended_at = snapshot.finished_at if snapshot and snapshot.finished_at else 0.0
     return WebhookDelivery(
-        id=delivery_id(entry.job_id, status, snapshot.finished_at or 0.0),
+        id=delivery_id(entry.job_id, status, ended_at),
         url=str(entry.webhook_url),
         event=f"job.{status.value}",
         payload=payload,
@@ -327,14 +333,10 @@ def scan(ports: Ports, enqueue: Callable[[WebhookDelivery], object]) -> int:
         if status is None or status not in TERMINAL:
             continue
         entry = index.job(job_id)
-        snapshot = state.snapshot(job_id)
-        if entry is None or not entry.webhook_url or snapshot is None:
-            index.claim_webhook(job_id)
+        if entry is None or not entry.webhook_url or status is JobStatus.CANCELLED:
+            index.claim_webhook(job_id)  # nothing to send
             continue
-        if status is JobStatus.CANCELLED:
-            index.claim_webhook(job_id)
-            continue
-        delivery = delivery_for(entry, snapshot)
+        delivery = delivery_for(entry, status, state.snapshot(job_id))
         if claims.take(delivery.id):
             try:
                 enqueue(delivery)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from scheduler.api.registry import JobEntry
 from scheduler.ports import Ports
 from scheduler.webhooks import (
     EVENT_HEADER,
@@ -233,3 +234,17 @@ def test_a_job_that_ends_again_after_a_retry_is_a_new_event_with_a_new_id(
     assert scan(ports, enqueued.append) == 1
     first, second = enqueued
     assert first.event == second.event == "job.failed" and first.id != second.id
+
+
+def test_a_job_that_failed_before_it_was_planned_still_gets_its_webhook(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    app = make_app(webhook_allow_private=True)
+    ports: Ports = app.state.ports
+    entry = JobEntry(job_id="j-unplanned", tenant="a", name="n", webhook_url="http://127.0.0.1:9/")
+    app.state.services.registry.add_job(entry)
+    ports.state.set_status(entry.job_id, JobStatus.FAILED, error="unreadable", only_if_active=False)
+    enqueued: list[WebhookDelivery] = []
+    assert scan(ports, enqueued.append) == 1
+    (delivery,) = enqueued
+    assert delivery.event == "job.failed" and delivery.id == "job_j-unplanned_failed_0"
