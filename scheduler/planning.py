@@ -1,19 +1,27 @@
-"""Planning: documents and options become a job manifest in the store.
+"""Planning: documents and options become a job manifest in the store, then chunk tasks.
 
 A job's id is derived from its inputs and options, so running the same command
-again finds the same job and resumes it instead of starting over.
+again finds the same job and resumes it instead of starting over. The id needs
+only each document's name and the SHA-256 of its bytes (:func:`job_id_of`), so
+the API can name a job before anything is ingested. :func:`start_job` records a
+planned job in Redis and sends the chunks the store does not hold yet.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from celery import Celery
+
+from scheduler.dispatch import chunk_messages, dispatch_chunks, dispatch_finalize
 from scheduler.splitting import split
 from ttsbatch import keys
-from ttsbatch.models import Document, DocumentPlan, JobOptions, Manifest
+from ttsbatch.models import Document, DocumentPlan, JobOptions, JobStatus, Manifest
+from ttsbatch.state import JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -21,18 +29,28 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def job_id_for(documents: Sequence[Document], options: JobOptions) -> str:
     """Return a deterministic job id: the same inputs and options give the same id."""
+    return job_id_of([(d.name, d.source_sha256) for d in documents], options)
+
+
+def job_id_of(identities: Sequence[tuple[str, str]], options: JobOptions) -> str:
+    """Return the id :func:`job_id_for` gives, from each document's name and input SHA-256."""
     digest = hashlib.sha256(options.model_dump_json().encode())
-    for document in documents:
-        digest.update(f"\0{document.name}\0{document.source_sha256}".encode())
+    for name, sha256 in identities:
+        digest.update(f"\0{name}\0{sha256}".encode())
     return digest.hexdigest()[:20]
 
 
 def doc_ids(documents: Sequence[Document]) -> list[str]:
     """Return key-safe, unique document ids (``book``, ``book-2``, …)."""
+    return doc_ids_of([document.name for document in documents])
+
+
+def doc_ids_of(names: Sequence[str]) -> list[str]:
+    """Return the ids :func:`doc_ids` gives documents of these names."""
     seen: dict[str, int] = {}
     ids: list[str] = []
-    for document in documents:
-        base = _UNSAFE.sub("_", document.name).strip("._") or "document"
+    for name in names:
+        base = _UNSAFE.sub("_", name).strip("._") or "document"
         seen[base] = seen.get(base, 0) + 1
         ids.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
     return ids
@@ -76,3 +94,51 @@ def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) 
     if store.write(key, manifest.model_dump_json(by_alias=True, indent=1).encode(), if_absent=True):
         return manifest
     return Manifest.model_validate_json(store.read(key))
+
+
+def plan_into(
+    store: Store, documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
+) -> tuple[Manifest, dict[str, str]]:
+    """Plan a job into the store; return the manifest in force and the texts by document id.
+
+    A manifest already stored for the job id is kept (:func:`write_plan`).
+    """
+    manifest = write_plan(store, plan_job(documents, options, job_id=job_id), documents)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    return manifest, texts
+
+
+def start_job(
+    store: Store,
+    state: JobState,
+    producer: Celery,
+    manifest: Manifest,
+    texts: Mapping[str, str] | None = None,
+    *,
+    keep_chunks: bool = False,
+) -> JobSnapshot:
+    """Record a planned job in Redis from the store and send the chunks it misses.
+
+    A failed or cancelled job runs again, re-running only what is missing.
+    ``texts`` are the documents' texts by doc id; without them the source
+    texts stored beside the plan are read.
+    """
+    job_id = manifest.job_id
+    texts = texts if texts is not None else stored_texts(store, manifest)
+    if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
+        # Retrying a failed or cancelled job re-runs only what is missing.
+        mark_manifest(store, job_id, JobStatus.RUNNING, None)
+    snapshot = state.rebuild_from_store(store, manifest, keep_chunks=keep_chunks)
+    done = state.done_chunks(job_id)
+    sent = dispatch_chunks(producer, chunk_messages(manifest, texts, skip=done))
+    if sent == 0 and state.claim_finalize(job_id, f"dispatch-{uuid.uuid4().hex}").last:
+        dispatch_finalize(producer, job_id, keep_chunks=keep_chunks)
+    return snapshot
+
+
+def stored_texts(store: Store, manifest: Manifest) -> dict[str, str]:
+    """Return each document's text as stored beside the plan, by document id."""
+    return {
+        plan.doc: store.read(keys.output_key(manifest.job_id, plan.doc, "source.txt")).decode()
+        for plan in manifest.documents
+    }
