@@ -84,7 +84,7 @@ def check_the_cli(url: str, job_id: str, tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("A short note. It has two sentences.")
     engine = OPTIONS.engine
-    args = [str(note), "--engine", engine.engine, "--model", str(engine.model), "--wait"]
+    args = [str(note), "--engine", str(engine.engine), "--model", str(engine.model), "--wait"]
     submitted = runner.invoke(
         cli_client.submit,
         [*args, "--voice", str(engine.voice), "-o", str(tmp_path / "note")],
