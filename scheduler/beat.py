@@ -11,7 +11,9 @@ survive a restart, runs here and never in a web process (architecture.md):
 * :data:`DELIVER_WEBHOOK`, sent by the scan: POSTs one event, retried with
   backoff (:func:`scheduler.webhooks.deliver`);
 * :data:`SCHEDULED_RUN`, sent at a schedule's cron times: runs the schedule
-  (:mod:`scheduler.schedules`).
+  (:mod:`scheduler.schedules`);
+* :data:`~scheduler.intake.PLAN_JOB`, sent by the API for each job it
+  accepts: ingests, plans and dispatches it (:mod:`scheduler.intake`).
 
 Reliability settings and why:
 
@@ -32,6 +34,9 @@ Reliability settings and why:
   :data:`LOCK_TIMEOUT` seconds after a beat dies, so a restarted (or standby)
   beat takes over within a minute, not redbeat's default 25.
 * The threads pool ignores time limits: a POST is bounded by httpx timeouts.
+* The scheduler is redbeat's, made to survive the loss of Redis's data
+  (:class:`~scheduler.recovery.RecoveringScheduler`): it takes its lock again
+  and restores its entries, schedules' included, from the store.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ from celery import Celery, Task
 
 from scheduler import webhooks
 from scheduler.dispatch import create_producer
+from scheduler.intake import PLAN_QUEUE, Planner, lazy, register_plan_task
 from scheduler.ports import Ports
+from scheduler.recovery import STORE_SETTING
 from scheduler.schedules import SCHEDULE_QUEUE, SCHEDULED_RUN, run_schedule
 from scheduler.webhooks import DELIVERY_TIMEOUT, Outcome, WebhookDelivery, backoff
 from ttsbatch.settings import Settings
@@ -58,7 +65,9 @@ SCAN_WEBHOOKS: Final = "ttsbatch.scan_webhooks"
 DELIVER_WEBHOOK: Final = "ttsbatch.deliver_webhook"
 WEBHOOK_QUEUE: Final = "ttsbatch.webhooks"
 #: The queues ``ttsbatch beat``'s embedded worker consumes.
-BEAT_QUEUES: Final = (SCHEDULE_QUEUE, WEBHOOK_QUEUE)
+BEAT_QUEUES: Final = (SCHEDULE_QUEUE, WEBHOOK_QUEUE, PLAN_QUEUE)
+#: The beat's scheduler class (``--scheduler``).
+BEAT_SCHEDULER: Final = "scheduler.recovery.RecoveringScheduler"
 #: Seconds between two looks for stalled jobs.
 RESCUE_INTERVAL: Final = 30.0
 #: Seconds between two looks for ended jobs whose webhook is due.
@@ -103,7 +112,8 @@ def create_beat_app(
         redbeat_redis_options={},
         redbeat_key_prefix=REDBEAT_PREFIX,
         redbeat_lock_timeout=LOCK_TIMEOUT,
-        beat_scheduler="redbeat.RedBeatScheduler",
+        beat_scheduler=BEAT_SCHEDULER,
+        **{STORE_SETTING: settings.store},  # where the scheduler finds schedule records
         beat_max_loop_interval=MAX_LOOP_INTERVAL,
         beat_schedule={
             "ttsbatch-rescue-stalled": {
@@ -137,6 +147,7 @@ def create_beat_app(
     )
     if connect is not None:
         _register_tasks(app, settings, _Lazy(connect), retry_delay)
+        register_plan_task(app, lazy(lambda: Planner.connect(settings)))
     return app
 
 

@@ -247,7 +247,7 @@ def beat(loglevel: str, concurrency: int) -> None:
     Schedules, webhook deliveries and the rescue of stalled jobs (scheduler/beat.py).
     """
     from scheduler.api.ports import connect_ports  # noqa: PLC0415 - keeps --help fast
-    from scheduler.beat import BEAT_QUEUES, create_beat_app  # noqa: PLC0415
+    from scheduler.beat import BEAT_QUEUES, BEAT_SCHEDULER, create_beat_app  # noqa: PLC0415
 
     settings = Settings()
     app = create_beat_app(settings, connect=lambda: connect_ports(settings))
@@ -255,7 +255,7 @@ def beat(loglevel: str, concurrency: int) -> None:
         [
             "worker",
             "--beat",
-            "--scheduler=redbeat.RedBeatScheduler",
+            f"--scheduler={BEAT_SCHEDULER}",
             "--pool=threads",
             f"--concurrency={concurrency}",
             f"--queues={','.join(BEAT_QUEUES)}",

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from scheduler.beat import (
     BEAT_QUEUES,
+    BEAT_SCHEDULER,
     DELIVER_WEBHOOK,
     RESCUE_STALLED,
     SCAN_WEBHOOKS,
@@ -71,7 +72,7 @@ def test_the_beat_scans_for_stalled_jobs_and_due_webhooks_and_consumes_its_two_q
     assert entries[RESCUE_STALLED]["schedule"] == 30.0
     assert entries[SCAN_WEBHOOKS]["schedule"] == 2.0
     assert all(entry["options"]["expires"] for entry in entries.values())
-    assert WEBHOOK_QUEUE in BEAT_QUEUES and app.conf.beat_scheduler == "redbeat.RedBeatScheduler"
+    assert WEBHOOK_QUEUE in BEAT_QUEUES and app.conf.beat_scheduler == BEAT_SCHEDULER
     assert not app.tasks.keys() & {DELIVER_WEBHOOK, SCHEDULED_RUN}  # the API's copy sends only
 
 
