@@ -1,15 +1,22 @@
 """What the routes do, without HTTP: submit, show, list, cancel, retry and collect jobs.
 
+Submitting is cheap (:func:`accept_job`): checks that need no parsing, the
+job's record with its input in the store, ``queued`` in Redis, and a planning
+task for ``ttsbatch beat`` (:mod:`scheduler.intake`); a job not planned yet
+shows as ``queued`` with no chunks. :func:`submit_job` plans at once (the
+jobs of a run, whose documents are ingested already).
+
 Nothing here knows FastAPI; errors are :mod:`scheduler.api.errors` (and the
 rest of the ttsbatch tree), which :mod:`scheduler.api.app` maps to statuses.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,21 +24,37 @@ import redis
 from celery import Celery
 
 from scheduler.api.catalog import ENGINES, choose_engine
-from scheduler.api.errors import ConflictError, NotFoundError, NoWorkerError, TooManyJobsError
+from scheduler.api.errors import (
+    ConflictError,
+    NotFoundError,
+    NoWorkerError,
+    TooLargeError,
+    TooManyJobsError,
+    UnsupportedError,
+)
 from scheduler.api.registry import JobEntry, Registry
 from scheduler.api.schemas import ChunkError, Job, JobProgress, JobSpec, ResultFile
 from scheduler.api.sources import SourceReader, check_limits
 from scheduler.dispatch import create_producer
-from scheduler.planning import job_id_for
+from scheduler.ingest import ingest_text
+from scheduler.ingest.formats import SUPPORTED, detect
+from scheduler.intake import Given, send_plan, store_inputs, too_many_characters
+from scheduler.planning import doc_ids, doc_ids_of, job_id_of, plan_into, start_job
+from scheduler.records import JobRecord, read_job_record, write_job_record
 from scheduler.webhooks import check_target
 from ttsbatch import distributed, keys, redisclient
+from ttsbatch.manifests import find_manifest
 from ttsbatch.messages import FINALIZE_QUEUE, queue_for
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.roster import Roster
-from ttsbatch.settings import JobDefaults, Settings
-from ttsbatch.state import TERMINAL, JobSnapshot, JobState
+from ttsbatch.settings import ApiSettings, JobDefaults, Settings
+from ttsbatch.state import TERMINAL, JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store, open_store
 from ttsbatch.storage.s3 import S3Store
+
+#: Plans an accepted job, given its id (by default: queues the planning task).
+Plan = Callable[[str], object]
+CANCELLED_BY_USER = "cancelled by the user"
 
 #: Where the checksums of a finished job's files are kept once computed.
 _FILES_SUFFIX = "files.json"
@@ -48,6 +71,8 @@ class Services:
     registry: Registry
     producer: Celery
     sources: SourceReader
+    #: Plans an accepted job: sends the planning task to ``ttsbatch beat``.
+    plan: Plan
 
     @classmethod
     def connect(
@@ -57,17 +82,26 @@ class Services:
         store: Store | None = None,
         client: redis.Redis | None = None,
         producer: Celery | None = None,
+        plan: Plan | None = None,
     ) -> Services:
-        """Open (lazily) the store, Redis and a producer named by ``settings``."""
+        """Open (lazily) the store, Redis and a producer named by ``settings``.
+
+        Args:
+            plan: plans an accepted job (default: queue the planning task).
+        """
         store = store or open_store(settings.store)
         client = client or redisclient.connect(settings.redis_url, decode_responses=True)
+        producer = producer or create_producer(settings)
+        state = JobState(client)
+        plan = plan or functools.partial(send_plan, producer)
         return cls(
             settings=settings,
             store=store,
-            state=JobState(client),
-            registry=Registry(client),
-            producer=producer or create_producer(settings),
+            state=state,
+            registry=Registry(client, store=store, replan=functools.partial(_replan, state, plan)),
+            producer=producer,
             sources=SourceReader(settings.api, store),
+            plan=plan,
         )
 
     @property
@@ -126,7 +160,7 @@ def check_workers(services: Services, engine: str, job_id: str | None = None) ->
     if not missing:
         return
     if job_id is not None:
-        manifest = distributed.find_manifest(services.store, job_id)
+        manifest = find_manifest(services.store, job_id)
         if manifest is not None and manifest.status is JobStatus.SUCCEEDED:
             return
     served = [e for e in ENGINES if queue_for(e) in live] if FINALIZE_QUEUE in live else []
@@ -146,8 +180,100 @@ def tenant_job_id(tenant: str, documents: Sequence[Document], options: JobOption
     Submitting the same documents with the same options again finds the same
     job (and resumes it if it failed); another tenant gets a different id.
     """
-    digest = hashlib.sha256(f"{tenant}\0{job_id_for(documents, options)}".encode())
+    return tenant_job_id_of(tenant, [(d.name, d.source_sha256) for d in documents], options)
+
+
+def tenant_job_id_of(
+    tenant: str, identities: Sequence[tuple[str, str]], options: JobOptions
+) -> str:
+    """Return :func:`tenant_job_id` from each document's name and input SHA-256."""
+    digest = hashlib.sha256(f"{tenant}\0{job_id_of(identities, options)}".encode())
     return digest.hexdigest()[:20]
+
+
+def file_input(filename: str, data: bytes) -> Given:
+    """Return an uploaded (or read) file as a job's input, its format known by name or content.
+
+    Raises:
+        UnsupportedError: not one of txt, md, html, epub.
+        InputError: it is empty.
+    """
+    if detect(filename, data) is None:
+        raise UnsupportedError(f"{filename}: not a supported format; upload one of: {SUPPORTED}")
+    return Given.file(filename, data)
+
+
+def check_size(given: Sequence[Given], limits: ApiSettings) -> None:
+    """Refuse at once what is over the documents limit, or surely over the characters limit.
+
+    Inline text is counted as ingested (only when its raw length is over the
+    limit: ingestion drops whitespace and markup); files are counted when planned.
+
+    Raises:
+        TooLargeError: saying the limit.
+    """
+    if len(given) > limits.max_documents_per_job:
+        raise TooLargeError(
+            f"{len(given)} documents in one job; the limit is"
+            f" {limits.max_documents_per_job}: split them over several jobs or use /v1/runs"
+        )
+    texts = [item for item in given if item.kind == "text"]
+    if sum(len(item.data) for item in texts) <= limits.max_chars_per_job:
+        return  # UTF-8 bytes are at least as many as characters
+    chars = sum(
+        len(ingest_text(item.data.decode("utf-8", "surrogatepass"), item.name).text)
+        for item in texts
+    )
+    if chars > limits.max_chars_per_job:
+        raise TooLargeError(too_many_characters(chars, limits.max_chars_per_job))
+
+
+def accept_job(
+    services: Services,
+    tenant: str,
+    given: Sequence[Given],
+    spec: JobSpec,
+    *,
+    run_id: str | None = None,
+    capped: bool = True,
+) -> str:
+    """Accept a job for ``tenant``: store its input, queue its planning; return its id.
+
+    The job is ``queued`` until ``ttsbatch beat`` plans it; an input that
+    cannot be read fails it then, with ingestion's message. The same job
+    submitted again while it is active (or after it succeeded) is only
+    recorded again (tags, webhook); a failed or cancelled one is accepted again.
+
+    Raises:
+        TooLargeError: over the documents or characters limit.
+        InvalidRequestError: unknown engine or voice, or a field its engine needs is missing.
+        TooManyJobsError: the tenant is at its cap of running jobs.
+        NoWorkerError: no live worker serves the job's engine.
+    """
+    check_size(given, services.settings.api)
+    options = job_options(spec, services.settings.defaults)
+    _check_webhook(services, spec)
+    names = [item.document_name for item in given]
+    job_id = tenant_job_id_of(tenant, [(i.document_name, i.sha256) for i in given], options)
+    check_workers(services, options.engine.engine, job_id)
+    _reserve(services, tenant, job_id, capped=capped)
+    try:
+        entry = _entry(services, tenant, job_id, spec, options, names, doc_ids_of(names), run_id)
+        status = services.state.status(job_id)
+        if status is JobStatus.SUCCEEDED or (status is not None and status not in TERMINAL):
+            _record_again(services, entry)  # the same job again, while it runs or once it succeeded
+            if status is JobStatus.SUCCEEDED:
+                services.registry.release(tenant, job_id)
+            return job_id
+        record = _job_record(entry, inputs=store_inputs(services.store, job_id, given))
+        write_job_record(services.store, record)
+        services.registry.add_job(entry)
+        services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
+        services.plan(job_id)
+    except BaseException:
+        services.registry.release(tenant, job_id)
+        raise
+    return job_id
 
 
 def submit_job(
@@ -159,7 +285,7 @@ def submit_job(
     run_id: str | None = None,
     capped: bool = True,
 ) -> str:
-    """Plan, record and dispatch a job for ``tenant``; return its id.
+    """Plan, record and dispatch a job of ingested documents for ``tenant``; return its id.
 
     Jobs of a run are not counted against the tenant's cap (``capped=False``):
     the run is one request, and its documents queue behind each other.
@@ -172,47 +298,102 @@ def submit_job(
     """
     check_limits(documents, services.settings.api)
     options = job_options(spec, services.settings.defaults)
+    _check_webhook(services, spec)
+    job_id = tenant_job_id(tenant, documents, options)
+    check_workers(services, options.engine.engine, job_id)
+    _reserve(services, tenant, job_id, capped=capped)
+    try:
+        names = [document.name for document in documents]
+        entry = _entry(services, tenant, job_id, spec, options, names, doc_ids(documents), run_id)
+        write_job_record(services.store, _job_record(entry))
+        services.registry.add_job(entry)
+        if _active(services, job_id):
+            return job_id  # the same job submitted again while it runs
+        manifest, texts = plan_into(services.store, documents, options, job_id=job_id)
+        if manifest.status is JobStatus.SUCCEEDED:
+            services.registry.release(tenant, job_id)
+        else:
+            start_job(services.store, services.state, services.producer, manifest, texts)
+    except BaseException:
+        services.registry.release(tenant, job_id)
+        raise
+    return job_id
+
+
+def _check_webhook(services: Services, spec: JobSpec) -> None:
     if spec.webhook_url:
         check_target(
             spec.webhook_url,
             allow_private=services.settings.api.webhook_allow_private,
             resolve=None,
         )
-    job_id = tenant_job_id(tenant, documents, options)
-    check_workers(services, options.engine.engine, job_id)
+
+
+def _reserve(services: Services, tenant: str, job_id: str, *, capped: bool) -> None:
     cap = services.settings.api.max_concurrent_jobs if capped else 10**9
     if not services.registry.reserve(tenant, job_id, cap, lambda job: _ended(services, job)):
         raise TooManyJobsError(
             f"this tenant already runs {cap} jobs (TTSBATCH_API_MAX_CONCURRENT_JOBS):"
             " wait for one to end, or cancel one with DELETE /v1/jobs/{id}"
         )
+
+
+def _entry(  # noqa: PLR0917 - one private helper of the two submit paths
+    services: Services,
+    tenant: str,
+    job_id: str,
+    spec: JobSpec,
+    options: JobOptions,
+    names: Sequence[str],
+    documents: Sequence[str],
+    run_id: str | None,
+) -> JobEntry:
+    """The job's index entry; a job known already keeps its creation time and old tags."""
     entry = JobEntry(
         job_id=job_id,
         tenant=tenant,
-        name=spec.name or documents[0].name,
+        name=spec.name or names[0],
         tags=dict(spec.tags),
         webhook_url=spec.webhook_url,
         run_id=run_id,
         created_at=time.time(),
+        options=options,
+        documents=tuple(documents),
     )
-    try:
-        services.store.write(
-            keys.job_prefix(job_id) + "api.json",
-            json.dumps({"tenant": tenant, "name": entry.name, "tags": entry.tags}).encode(),
-        )
-        existing = services.registry.job(job_id)
-        services.registry.add_job(entry if existing is None else _refreshed(existing, entry))
-        if _active(services, job_id):
-            return job_id  # the same job submitted again while it runs
-        manifest = distributed.submit(
-            documents, options, settings=services.settings, job_id=job_id, cluster=services.cluster
-        )
-        if manifest.status is JobStatus.SUCCEEDED:
-            services.registry.release(tenant, job_id)
-    except BaseException:
-        services.registry.release(tenant, job_id)
-        raise
-    return job_id
+    existing = services.registry.job(job_id)
+    return entry if existing is None else _refreshed(existing, entry)
+
+
+def _job_record(entry: JobEntry, **fields: object) -> JobRecord:
+    return JobRecord.model_validate(
+        {
+            "job_id": entry.job_id,
+            "tenant": entry.tenant,
+            "name": entry.name,
+            "tags": entry.tags,
+            "webhook_url": entry.webhook_url,
+            "run_id": entry.run_id,
+            "created_at": entry.created_at,
+            "options": entry.options,
+            "documents": entry.documents,
+            **fields,
+        }
+    )
+
+
+def _record_again(services: Services, entry: JobEntry) -> None:
+    """Record new tags and webhook of a job submitted again; its input stays as it was."""
+    stored = read_job_record(services.store, entry.job_id)
+    kept = {} if stored is None else {"inputs": stored.inputs, "status": stored.status}
+    write_job_record(services.store, _job_record(entry, **kept))
+    services.registry.add_job(entry)
+
+
+def _replan(state: JobState, plan: Plan, job_id: str) -> None:
+    """Plan again a job accepted before Redis lost its state and its planning message."""
+    if state.status(job_id) is None:
+        state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
+        plan(job_id)
 
 
 def _refreshed(existing: JobEntry, entry: JobEntry) -> JobEntry:
@@ -226,6 +407,8 @@ def _refreshed(existing: JobEntry, entry: JobEntry) -> JobEntry:
         webhook_url=entry.webhook_url or existing.webhook_url,
         run_id=entry.run_id or existing.run_id,
         created_at=existing.created_at,
+        options=entry.options,
+        documents=entry.documents,
     )
 
 
@@ -256,23 +439,87 @@ def load_manifest_or_404(services: Services, job_id: str) -> Manifest:
     Raises:
         NotFoundError: the store holds none (never made, or purged).
     """
-    manifest = distributed.find_manifest(services.store, job_id)
+    manifest = find_manifest(services.store, job_id)
     if manifest is None:
         raise NotFoundError(f"no job {job_id} in the store (it was purged)")
     return manifest
 
 
 def show_job(services: Services, entry: JobEntry) -> Job:
-    """Return the job resource: status and progress from Redis, the plan from the store."""
-    manifest = load_manifest_or_404(services, entry.job_id)
-    snapshot = services.state.snapshot(entry.job_id)
-    status = manifest.status if snapshot is None else snapshot.status
-    warning = (
-        None
-        if status in TERMINAL
-        else services.roster.waiting_reason(manifest.options.engine.engine)
+    """Return the job resource: status and progress from Redis, the plan from the store.
+
+    A job accepted and not yet planned is shown from its record (in Redis, no
+    store read while it is ``queued``): no chunks, no characters yet.
+
+    Raises:
+        NotFoundError: the store holds neither its manifest nor its record (purged).
+    """
+    job_id = entry.job_id
+    snapshot = services.state.snapshot(job_id)
+    status = services.state.status(job_id) if snapshot is None else snapshot.status
+    manifest = None
+    if not (status is JobStatus.QUEUED and snapshot is None and entry.options is not None):
+        manifest = find_manifest(services.store, job_id)
+    if manifest is not None:
+        status = manifest.status if snapshot is None else snapshot.status
+        warning = _waiting(services, status, manifest.options)
+        return render_job(entry, manifest, snapshot, warning=warning)
+    if entry.options is None:
+        raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+    error = None
+    if status is not JobStatus.QUEUED:  # failed or cancelled before it was planned, or no state
+        record = read_job_record(services.store, job_id)
+        if record is None:
+            raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+        status = status or record.status
+        error = (snapshot.error if snapshot else None) or record.error
+        if status is JobStatus.CANCELLED:
+            error = error or CANCELLED_BY_USER
+    assert status is not None  # noqa: S101 - a record always has one
+    return render_unplanned(
+        entry, status, snapshot, error=error, warning=_waiting(services, status, entry.options)
     )
-    return render_job(entry, manifest, snapshot, warning=warning)
+
+
+def _waiting(services: Services, status: JobStatus, options: JobOptions) -> str | None:
+    return None if status in TERMINAL else services.roster.waiting_reason(options.engine.engine)
+
+
+def render_unplanned(
+    entry: JobEntry,
+    status: JobStatus,
+    snapshot: JobSnapshot | None,
+    *,
+    error: str | None = None,
+    warning: str | None = None,
+) -> Job:
+    """Return the resource of a job not planned (yet, or ever: its input could not be read)."""
+    assert entry.options is not None  # noqa: S101 - only records with options are shown so
+    return Job(
+        id=entry.job_id,
+        name=entry.name,
+        status=status,
+        progress=JobProgress(
+            chunks_total=0,
+            chunks_done=0,
+            chunks_failed=0,
+            characters_total=0,
+            characters_done=0,
+            audio_seconds=0.0,
+            eta_seconds=None,
+        ),
+        error=error,
+        warning=warning,
+        errors=[],
+        documents=list(entry.documents),
+        tags=entry.tags,
+        options=entry.options,
+        run_id=entry.run_id,
+        webhook_url=entry.webhook_url,
+        created_at=iso(entry.created_at),
+        started_at=iso(snapshot.started_at if snapshot else None),
+        finished_at=iso(snapshot.finished_at if snapshot else None),
+    )
 
 
 def render_job(
@@ -372,9 +619,30 @@ def list_jobs(
 
 
 def cancel(services: Services, entry: JobEntry, *, purge: bool) -> None:
-    """Cancel a job; with ``purge`` delete its artefacts and forget it."""
-    distributed.cancel(services.cluster, load_manifest_or_404(services, entry.job_id))
-    services.registry.release(entry.tenant, entry.job_id)
+    """Cancel a job; with ``purge`` delete its artefacts and forget it.
+
+    A job not planned yet is cancelled in Redis and in its record, so that its
+    planning (now, or after Redis lost it) leaves it alone.
+
+    Raises:
+        NotFoundError: the store holds neither its manifest nor its record (purged).
+    """
+    job_id = entry.job_id
+    manifest = find_manifest(services.store, job_id)
+    cancelled = False
+    if manifest is None:
+        record = read_job_record(services.store, job_id)
+        if record is None:
+            raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+        cancelled = services.state.cancel(job_id)
+        if record.status is JobStatus.QUEUED:
+            update = {"status": JobStatus.CANCELLED, "error": CANCELLED_BY_USER}
+            write_job_record(services.store, record.model_copy(update=update))
+        manifest = find_manifest(services.store, job_id)  # planned meanwhile?
+    succeeded = manifest is None or manifest.status is JobStatus.SUCCEEDED
+    if not succeeded and (cancelled or services.state.cancel(job_id)):
+        mark_manifest(services.store, job_id, JobStatus.CANCELLED, CANCELLED_BY_USER)
+    services.registry.release(entry.tenant, job_id)
     if purge:
         services.store.delete(list(services.store.list(keys.job_prefix(entry.job_id))))
         services.registry.forget_job(entry)
@@ -387,7 +655,10 @@ def retry(services: Services, entry: JobEntry) -> None:
         ConflictError: the job is still running, or succeeded.
         NoWorkerError: no live worker serves the job's engine.
     """
-    manifest = load_manifest_or_404(services, entry.job_id)
+    manifest = find_manifest(services.store, entry.job_id)
+    if manifest is None:
+        _retry_unplanned(services, entry)
+        return
     status = services.state.status(entry.job_id) or manifest.status
     if manifest.status is JobStatus.SUCCEEDED or status is JobStatus.SUCCEEDED:
         raise ConflictError(f"job {entry.job_id} succeeded: there is nothing to retry")
@@ -397,6 +668,37 @@ def retry(services: Services, entry: JobEntry) -> None:
             " or cancel it first"
         )
     check_workers(services, manifest.options.engine.engine)
+    _reserve_retry(services, entry)
+    if entry.webhook_url:
+        services.registry.add_job(entry)
+    start_job(services.store, services.state, services.producer, manifest)
+
+
+def _retry_unplanned(services: Services, entry: JobEntry) -> None:
+    """Accept again a job that failed or was cancelled before it was planned."""
+    job_id = entry.job_id
+    record = read_job_record(services.store, job_id)
+    if record is None or record.options is None:
+        raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+    status = services.state.status(job_id) or record.status
+    if status not in TERMINAL:
+        raise ConflictError(
+            f"job {job_id} is {status}: retry only a failed or cancelled job, or cancel it first"
+        )
+    check_workers(services, record.options.engine.engine)
+    _reserve_retry(services, entry)
+    try:
+        queued = {"status": JobStatus.QUEUED, "error": None}
+        write_job_record(services.store, record.model_copy(update=queued))
+        services.registry.add_job(entry)
+        services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
+        services.plan(job_id)
+    except BaseException:
+        services.registry.release(entry.tenant, job_id)
+        raise
+
+
+def _reserve_retry(services: Services, entry: JobEntry) -> None:
     cap = services.settings.api.max_concurrent_jobs
     if not services.registry.reserve(
         entry.tenant, entry.job_id, cap, lambda j: _ended(services, j)
@@ -404,9 +706,6 @@ def retry(services: Services, entry: JobEntry) -> None:
         raise TooManyJobsError(
             f"this tenant already runs {cap} jobs: wait for one to end before retrying"
         )
-    if entry.webhook_url:
-        services.registry.add_job(entry)
-    distributed.start(services.cluster, manifest)
 
 
 def result_files(

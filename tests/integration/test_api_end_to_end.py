@@ -5,11 +5,14 @@ A document POSTed to the API is followed through its event stream to
 executor's outputs for the same input, byte for byte. On a deployment whose
 default engine is Together, a job that names no engine is spoken by Together;
 one whose engine no running worker serves is refused, and the workers'
-heartbeats follow the real processes.
+heartbeats follow the real processes. A submitted job is planned by a real
+``ttsbatch beat`` process. After ``FLUSHALL`` the API lists the same jobs, runs
+and schedules, the beat restores the schedules' entries, and new jobs run.
 """
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import uvicorn
 from click.testing import CliRunner
 from fastapi import FastAPI
@@ -26,6 +30,7 @@ from scheduler.api import create_app
 from scheduler.ingest import ingest_text
 from ttsbatch import cli_client
 from ttsbatch.client import ApiClient
+from ttsbatch.devstack import stop_process, ttsbatch_command
 from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, PROVIDER_QUEUE
 from ttsbatch.models import Document
 from ttsbatch.roster import Roster
@@ -55,6 +60,25 @@ def serve(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def beat(harness: Harness) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``ttsbatch beat`` (it plans the jobs the API accepts) for the test."""
+    log_path = harness.tmp_path / "logs" / "beat.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            ttsbatch_command("beat"),
+            env=harness.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        stop_process(process, 20)
 
 
 def wait_for_workers(harness: Harness, count: int) -> None:
@@ -104,7 +128,7 @@ def test_a_document_posted_to_the_api_succeeds_and_its_files_match_the_local_exe
     settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
     app = create_app(settings, store=harness.store)
     engine = OPTIONS.engine
-    with serve(app) as url, ApiClient(url, KEY) as api:
+    with beat(harness), serve(app) as url, ApiClient(url, KEY) as api:
         job = api.submit_text(
             text,
             name="book",
@@ -113,7 +137,7 @@ def test_a_document_posted_to_the_api_succeeds_and_its_files_match_the_local_exe
             voice=engine.voice,
             max_chars=OPTIONS.max_chars,
         )
-        assert job["status"] in {"queued", "running"}
+        assert job["status"] in {"queued", "running"}  # accepted; the beat plans it
         events = list(api.events(job["id"]))
         kinds = [kind for kind, _ in events]
         assert kinds[-1] == "end" and set(kinds[:-1]) <= {"progress"}
@@ -155,7 +179,11 @@ def test_a_job_without_engine_on_a_together_deployment_is_spoken_by_together(
     )
     app = create_app(settings, store=harness.store)
     auth = {"Authorization": f"Bearer {KEY}"}
-    with serve(app) as url, httpx.Client(base_url=url, headers=auth, timeout=30) as api:
+    with (
+        beat(harness),
+        serve(app) as url,
+        httpx.Client(base_url=url, headers=auth, timeout=30) as api,
+    ):
         plain = api.post("/v1/jobs", json={"input": "Plain words. Nothing more.", "name": "a"})
         assert plain.status_code == 202, plain.text
         job = follow(api, plain.json()["id"])
@@ -186,3 +214,53 @@ def test_a_job_without_engine_on_a_together_deployment_is_spoken_by_together(
         gone = api.post("/v1/jobs", json={"input": "After the workers left."})
         assert gone.status_code == 503, gone.text
         assert "no worker is running at all" in gone.json()["detail"]
+
+
+def test_after_flushall_the_api_lists_the_same_jobs_runs_and_schedules_and_all_still_work(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = make_harness()
+    harness.workers.start(1)
+    wait_for_workers(harness, 1)
+    harness.store.write("corpus/a.txt", b"A scheduled document. It has two sentences.")
+    source = f"s3://{harness.store.bucket}/{harness.store.prefix}corpus/"
+    api_settings = ApiSettings(keys=SecretStr(KEY), source_buckets=harness.store.bucket)
+    settings = harness.settings.model_copy(update={"api": api_settings})
+    engine = {"engine": OPTIONS.engine.engine, "model": OPTIONS.engine.model}
+    engine["voice"] = OPTIONS.engine.voice
+    auth = {"Authorization": f"Bearer {KEY}"}
+
+    def listings(api: httpx.Client) -> dict[str, list[str]]:
+        return {
+            kind: [item["id"] for item in api.get(f"/v1/{kind}?limit=200").json()["items"]]
+            for kind in ("jobs", "runs", "schedules")
+        }
+
+    with (
+        beat(harness),
+        serve(create_app(settings, store=harness.store)) as url,
+        httpx.Client(base_url=url, headers=auth, timeout=30) as api,
+    ):
+        job = api.post("/v1/jobs", json={"input": "Before the flush.", **engine}).json()
+        assert follow(api, job["id"])["status"] == "succeeded"
+        docs = [{"name": "d1", "text": "A run's document."}]
+        run = api.post("/v1/runs", json={"documents": docs, **engine}).json()
+        schedule = api.post("/v1/schedules", json={"cron": "0 3 * * *", "source": source, **engine})
+        assert schedule.status_code == 201, schedule.text
+        entry = f"ttsbatch:redbeat:ttsbatch-schedule:{schedule.json()['id']}"
+        before = listings(api)
+        assert before["runs"] == [run["id"]] and before["schedules"] == [schedule.json()["id"]]
+
+        broker = redis.Redis.from_url(harness.redis_url)
+        try:
+            broker.flushall()
+            assert listings(api) == before
+            wait_for(
+                lambda: broker.exists(entry), timeout=30, what="the beat to restore the schedule"
+            )
+        finally:
+            broker.close()
+        assert follow(api, job["id"])["status"] == "succeeded"  # from its manifest
+        wait_for_workers(harness, 1)  # their next heartbeat
+        after = api.post("/v1/jobs", json={"input": "After the flush.", **engine}).json()
+        assert follow(api, after["id"])["status"] == "succeeded"  # the beat plans, workers speak

@@ -27,10 +27,11 @@ from scheduler.api.routes.common import (
     read_request,
 )
 from scheduler.api.schemas import Job, JobList, JobRequest, JobResult, JobSpec
-from scheduler.api.sources import Upload, from_text, from_upload
+from scheduler.api.sources import Upload
+from scheduler.intake import Given
 from ttsbatch.errors import StorageError
 from ttsbatch.keys import job_prefix
-from ttsbatch.models import Document, JobStatus
+from ttsbatch.models import JobStatus
 from ttsbatch.state import TERMINAL
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
@@ -42,9 +43,7 @@ KEEPALIVE: Final = 15.0
 _SUBMIT_BODY: Final = json_or_upload_body("JobRequest")
 
 
-def _documents(
-    services: service.Services, request: JobRequest, uploads: list[Upload]
-) -> list[Document]:
+def _inputs(services: service.Services, request: JobRequest, uploads: list[Upload]) -> list[Given]:
     given = sum(x is not None for x in (request.input, request.documents, request.source)) + bool(
         uploads
     )
@@ -55,12 +54,12 @@ def _documents(
         )
     limit = services.settings.api.max_request_bytes
     if request.input is not None:
-        return [from_text(request.input, request.name or "text")]
+        return [Given.text(request.input, request.name or "text")]
     if request.documents is not None:
-        return [from_text(doc.text, doc.name) for doc in request.documents]
+        return [Given.text(doc.text, doc.name) for doc in request.documents]
     if request.source is not None:
         uploads = [services.sources.read(request.source, limit)]
-    return [from_upload(upload) for upload in uploads]
+    return [service.file_input(upload.filename, upload.data) for upload in uploads]
 
 
 def _digest(data: object, uploads: list[Upload]) -> str:
@@ -92,8 +91,10 @@ async def create_job(
 ) -> Job:
     """Submit text (`input`), inline `documents`, an `s3://` `source`, or upload files.
 
-    The same content and options submitted again by the same tenant are the same
-    job (a failed one resumes); an `Idempotency-Key` returns the first job too.
+    The job is accepted at once, `queued` with no chunks until it is planned;
+    an input that cannot be read fails it then, saying why. The same content
+    and options submitted again by the same tenant are the same job (a failed
+    one resumes); an `Idempotency-Key` returns the first job too.
     """
     uploads, data = await read_request(request, services.settings.api.max_request_bytes)
     job_request = parse_model(JobRequest, data)
@@ -111,9 +112,9 @@ async def create_job(
                 return await run_in_threadpool(service.show_job, services, entry)
 
     def submit() -> Job:
-        documents = _documents(services, job_request, uploads)
+        given = _inputs(services, job_request, uploads)
         spec = JobSpec.model_validate(job_request.model_dump(include=set(JobSpec.model_fields)))
-        job_id = service.submit_job(services, tenant, documents, spec)
+        job_id = service.accept_job(services, tenant, given, spec)
         if idempotency_key:
             services.registry.remember(tenant, idempotency_key, job_id, digest)
         job = service.show_job(services, service.owned(services, tenant, job_id))

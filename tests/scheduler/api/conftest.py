@@ -1,7 +1,13 @@
-"""Fixtures of the API tests: an app on a real Redis database and a local store, two tenants."""
+"""Fixtures of the API tests: an app on a real Redis database and a local store, two tenants.
+
+No beat runs here: an app plans the jobs it accepts itself, at once
+(:func:`plan_here`), unless a test asks for ``plan_here=False`` and plans them
+when it chooses with :func:`planner_of`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,6 +17,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from scheduler.api import create_app
+from scheduler.intake import Planner
 from ttsbatch.messages import ALL_QUEUES
 from ttsbatch.roster import Roster
 from ttsbatch.settings import ApiSettings, JobDefaults, Settings
@@ -52,13 +59,32 @@ def pretend_worker(redis_url: str, queues: tuple[str, ...] = ALL_QUEUES) -> Rost
     return roster
 
 
+def planner_of(app: FastAPI) -> Planner:
+    """The planner ``ttsbatch beat`` would run, on ``app``'s store, Redis and producer."""
+    services = app.state.services
+    return Planner(
+        store=services.store,
+        state=services.state,
+        producer=services.producer,
+        max_chars=services.settings.api.max_chars_per_job,
+    )
+
+
+def plan_here(app: FastAPI) -> FastAPI:
+    """Make ``app`` plan each job it accepts in the request, as the beat would a moment later."""
+    planner = planner_of(app)
+    app.state.services = dataclasses.replace(app.state.services, plan=planner)
+    return app
+
+
 @pytest.fixture
 def make_app(redis_db_url: str, local_store: LocalStore) -> Callable[..., FastAPI]:
     """Return a factory of apps on this test's Redis database and store.
 
     A worker on ``worker_queues`` (every queue unless told) is announced
     (:func:`pretend_worker`): the API refuses jobs no live worker serves, and
-    these tests run none.
+    these tests run none. Accepted jobs are planned in the request unless
+    ``plan_here=False`` (then they stay queued until a test plans them).
     """
 
     def make(
@@ -66,15 +92,20 @@ def make_app(redis_db_url: str, local_store: LocalStore) -> Callable[..., FastAP
         *,
         defaults: JobDefaults | None = None,
         worker_queues: tuple[str, ...] = ALL_QUEUES,
+        plan_here: bool = True,
         **api: Any,
     ) -> FastAPI:
         chosen = store or local_store
         settings = api_settings(redis_db_url, chosen.url, defaults=defaults, **api)
         if worker_queues:
             pretend_worker(redis_db_url, worker_queues).client.close()
-        return create_app(settings, store=chosen)
+        app = create_app(settings, store=chosen)
+        return _plan_here(app) if plan_here else app
 
     return make
+
+
+_plan_here = plan_here  # the factory's keyword hides the function
 
 
 @pytest.fixture

@@ -6,15 +6,21 @@ import json
 import threading
 from collections.abc import Callable
 
+import pytest
+import redis
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from scheduler.api import create_app
+from scheduler.ingest import ingest_bytes
+from scheduler.intake import PLAN_QUEUE
+from scheduler.records import read_job_record
 from ttsbatch import keys
+from ttsbatch.errors import InputError
 from ttsbatch.models import JobStatus
 from ttsbatch.storage.local import LocalStore
 
-from .conftest import AUTH_A, AUTH_B, api_settings
+from .conftest import AUTH_A, AUTH_B, api_settings, planner_of
 
 TEXT = "It was a bright cold day in April. The clocks were striking thirteen."
 
@@ -23,18 +29,96 @@ def submit(client: TestClient, auth: dict[str, str] = AUTH_A, **body: object):
     return client.post("/v1/jobs", json={"input": TEXT, "name": "opening", **body}, headers=auth)
 
 
-def test_a_submitted_job_answers_202_with_its_resource_and_is_planned_in_the_store(
-    client: TestClient, local_store: LocalStore
+def queued(redis_url: str, queue: str) -> int:
+    """Messages waiting in a broker queue."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.llen(queue))
+    finally:
+        client.close()
+
+
+def test_a_submitted_job_is_accepted_queued_with_its_input_stored_then_planned_by_the_planner(
+    make_app: Callable[..., FastAPI], local_store: LocalStore, redis_db_url: str
 ) -> None:
-    response = submit(client, tags={"project": "demo"})
-    assert response.status_code == 202, response.text
-    job = response.json()
-    assert job["status"] == "running"
-    assert job["name"] == "opening" and job["tags"] == {"project": "demo"}
-    assert job["progress"]["chunks_total"] >= 1 and job["progress"]["chunks_done"] == 0
-    assert local_store.exists(keys.manifest_key(job["id"]))
-    shown = client.get(f"/v1/jobs/{job['id']}", headers=AUTH_A)
-    assert shown.status_code == 200 and shown.json()["id"] == job["id"]
+    app = make_app(plan_here=False)
+    with TestClient(app) as client:
+        response = submit(client, tags={"project": "demo"})
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert job["status"] == "queued" and job["documents"] == ["opening"]
+        assert job["name"] == "opening" and job["tags"] == {"project": "demo"}
+        assert job["progress"]["chunks_total"] == 0 and job["options"]["engine"]["engine"]
+        record = read_job_record(local_store, job["id"])
+        assert record is not None and record.inputs[0].text == TEXT
+        assert not local_store.exists(keys.manifest_key(job["id"]))
+        assert queued(redis_db_url, PLAN_QUEUE) == 1  # for ttsbatch beat
+        assert client.get(f"/v1/jobs/{job['id']}", headers=AUTH_A).json() == job
+        assert [j["id"] for j in client.get("/v1/jobs", headers=AUTH_A).json()["items"]] == [
+            job["id"]
+        ]
+
+        assert planner_of(app)(job["id"]) is JobStatus.RUNNING
+        shown = client.get(f"/v1/jobs/{job['id']}", headers=AUTH_A).json()
+        assert shown["status"] == "running" and shown["progress"]["chunks_total"] >= 1
+        assert shown["created_at"] == job["created_at"]
+        assert local_store.exists(keys.manifest_key(job["id"]))
+
+
+def test_the_same_job_submitted_again_while_queued_is_not_queued_twice(
+    make_app: Callable[..., FastAPI], redis_db_url: str
+) -> None:
+    with TestClient(make_app(plan_here=False)) as client:
+        first = submit(client, tags={"a": "1"}).json()
+        again = submit(client, tags={"b": "2"}).json()
+        keyed = {**AUTH_A, "Idempotency-Key": "k1"}
+        by_key = [client.post("/v1/jobs", json={"input": TEXT}, headers=keyed) for _ in range(2)]
+    assert again["id"] == first["id"] and again["tags"] == {"a": "1", "b": "2"}
+    assert by_key[0].json()["id"] == by_key[1].json()["id"] != first["id"]
+    assert by_key[1].json()["status"] == "queued"
+    assert queued(redis_db_url, PLAN_QUEUE) == 2  # one per job
+
+
+def test_an_upload_that_cannot_be_read_is_accepted_then_fails_saying_why(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    broken = b"PK\x03\x04 no zip archive at all"
+    with pytest.raises(InputError) as ingested:
+        ingest_bytes(broken, "book.epub")
+    why = str(ingested.value)
+    app = make_app(plan_here=False)
+    with TestClient(app) as client:
+        files = [("files", ("book.epub", broken, "application/epub+zip"))]
+        job = client.post("/v1/jobs", files=files, headers=AUTH_A).json()
+        assert job["status"] == "queued"
+        assert planner_of(app)(job["id"]) is JobStatus.FAILED
+        shown = client.get(f"/v1/jobs/{job['id']}", headers=AUTH_A).json()
+        assert shown["status"] == "failed" and shown["error"] == why
+        events = client.get(f"/v1/jobs/{job['id']}/events", headers=AUTH_A).text
+        assert events.startswith("event: end\n") and '"failed"' in events
+        retried = client.post(f"/v1/jobs/{job['id']}/retry", headers=AUTH_A)
+        assert retried.status_code == 202 and retried.json()["status"] == "queued"
+        assert planner_of(app)(job["id"]) is JobStatus.FAILED  # the same input fails the same way
+        empty = client.post(
+            "/v1/jobs", files=[("files", ("e.txt", b" ", "text/plain"))], headers=AUTH_A
+        )
+        assert empty.status_code == 422 and "e.txt: the file is empty" in empty.json()["detail"]
+
+
+def test_a_job_cancelled_before_it_is_planned_stays_cancelled(
+    make_app: Callable[..., FastAPI], local_store: LocalStore
+) -> None:
+    app = make_app(plan_here=False)
+    with TestClient(app) as client:
+        job_id = submit(client).json()["id"]
+        assert client.delete(f"/v1/jobs/{job_id}", headers=AUTH_A).status_code == 204
+        assert planner_of(app)(job_id) is None
+        shown = client.get(f"/v1/jobs/{job_id}", headers=AUTH_A).json()
+        assert shown["status"] == "cancelled" and shown["error"] == "cancelled by the user"
+        assert not local_store.exists(keys.manifest_key(job_id))
+        retried = client.post(f"/v1/jobs/{job_id}/retry", headers=AUTH_A)
+        assert retried.status_code == 202 and retried.json()["status"] == "queued"
+        assert planner_of(app)(job_id) is JobStatus.RUNNING
 
 
 def test_the_same_text_from_two_tenants_is_two_jobs_and_each_sees_only_its_own(
