@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +19,7 @@ from ttsbatch.models import (
     Manifest,
     TimingSource,
 )
-from ttsbatch.state import JobState, Rescue
+from ttsbatch.state import JobState, Rescue, Take
 from ttsbatch.storage import Store
 
 
@@ -45,9 +44,27 @@ def manifest_of(chunks: int, job_id: str = "job1") -> Manifest:
     )
 
 
+class Clock:
+    """The test's own time, passed into the Lua scripts: tests move it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_767_225_600.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @pytest.fixture
-def state(redis_db_url: str) -> Iterator[JobState]:
-    job_state = JobState.from_url(redis_db_url, namespace="t")
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def state(redis_db_url: str, clock: Clock) -> Iterator[JobState]:
+    job_state = JobState.from_url(redis_db_url, namespace="t", clock=clock)
     yield job_state
     job_state.client.close()
 
@@ -182,15 +199,17 @@ def test_a_job_whose_chunks_are_all_stored_is_claimed_for_finalize_once(state: J
     assert not state.claim_finalize("job1", "resume-2").last
 
 
-def test_a_running_job_is_rescued_only_after_the_stall_and_by_one_caller(state: JobState) -> None:
+def test_a_running_job_is_rescued_only_after_the_stall_and_by_one_caller(
+    state: JobState, clock: Clock
+) -> None:
     state.init(manifest_of(3))
     assert state.active_jobs() == ["job1"]
     assert state.claim_rescue("job1", 60) is None  # just started
-    time.sleep(0.3)
+    clock.advance(60)
     winners = []
 
     def claim() -> None:
-        if state.claim_rescue("job1", 0.2) is Rescue.CHUNKS:
+        if state.claim_rescue("job1", 60) is Rescue.CHUNKS:
             winners.append(1)
 
     threads = [threading.Thread(target=claim) for _ in range(8)]
@@ -199,42 +218,83 @@ def test_a_running_job_is_rescued_only_after_the_stall_and_by_one_caller(state: 
     for thread in threads:
         thread.join()
     assert len(winners) == 1
+    snapshot = state.snapshot("job1")
+    assert snapshot is not None and snapshot.stalls == 1
 
 
-def test_each_rescue_doubles_the_wait_until_a_chunk_is_stored(state: JobState) -> None:
+def test_each_rescue_doubles_the_wait_until_a_chunk_is_stored(
+    state: JobState, clock: Clock
+) -> None:
     state.init(manifest_of(3))
-    time.sleep(0.25)
-    assert state.claim_rescue("job1", 0.2) is Rescue.CHUNKS
-    time.sleep(0.25)
-    assert state.claim_rescue("job1", 0.2) is None  # now 0.4 s
-    time.sleep(0.2)
-    assert state.claim_rescue("job1", 0.2) is Rescue.CHUNKS  # then 0.8 s
+    clock.advance(120)
+    assert state.claim_rescue("job1", 120) is Rescue.CHUNKS
+    clock.advance(120)
+    assert state.claim_rescue("job1", 120) is None  # now 240 s
+    clock.advance(120)
+    assert state.claim_rescue("job1", 120) is Rescue.CHUNKS  # then 480 s
     state.mark_done(
         "job1", "book/000000", chars=10, audio_seconds=1, synthesized=True, claimant="a"
     )
-    time.sleep(0.25)
-    assert state.claim_rescue("job1", 0.2) is Rescue.CHUNKS  # progress reset the wait
+    clock.advance(120)
+    assert state.claim_rescue("job1", 120) is Rescue.CHUNKS  # progress reset the wait
+
+
+def test_a_live_chunk_lease_is_progress_not_a_stall(state: JobState, clock: Clock) -> None:
+    state.init(manifest_of(3))
+    taken = state.leases.take("job1", "book/000000", owner="w1", task_id="t1", ttl=15)
+    assert taken is Take.TAKEN
+    for _ in range(10):  # a long chunk, its worker renewing the lease
+        clock.advance(14)
+        assert state.leases.renew("job1", {"book/000000": "w1"}, 15) == set()
+        assert state.claim_rescue("job1", 120) is None
+    clock.advance(120)  # the worker died: its lease ran out long ago, and nothing moved
+    assert state.claim_rescue("job1", 120) is Rescue.CHUNKS
 
 
 def test_a_stitching_job_whose_finalize_never_started_gets_finalize_again(
-    state: JobState,
+    state: JobState, clock: Clock
 ) -> None:
     state.init(manifest_of(1))
     state.mark_done(
         "job1", "book/000000", chars=10, audio_seconds=1, synthesized=True, claimant="a"
     )
     assert state.status("job1") is JobStatus.STITCHING
-    time.sleep(0.25)
+    clock.advance(120)
     assert state.lock("job1", "worker-1", ttl=5)
-    assert state.claim_rescue("job1", 0.2) is None  # a finalize is running
+    assert state.claim_rescue("job1", 120) is None  # a finalize is running
     state.unlock("job1", "worker-1")
-    assert state.claim_rescue("job1", 0.2) is Rescue.FINALIZE
+    assert state.claim_rescue("job1", 120) is Rescue.FINALIZE
 
 
-def test_only_an_active_job_is_rescued_and_ended_ones_are_forgotten(state: JobState) -> None:
+def test_only_an_active_job_is_rescued_and_ended_ones_are_forgotten(
+    state: JobState, clock: Clock
+) -> None:
     state.init(manifest_of(2))
     assert not state.forget_if_ended("job1")
     state.finish("job1", JobStatus.CANCELLED)
+    clock.advance(1000)
     assert state.claim_rescue("job1", 0) is None
     assert state.forget_if_ended("job1")
     assert state.active_jobs() == []
+
+
+def test_times_come_from_the_given_clock(state: JobState, clock: Clock) -> None:
+    snapshot = state.init(manifest_of(1))
+    assert snapshot.started_at == clock.now
+    clock.advance(5)
+    state.mark_done(
+        "job1", "book/000000", chars=10, audio_seconds=1, synthesized=True, claimant="a"
+    )
+    later = state.snapshot("job1")
+    assert later is not None and later.stitching_at == pytest.approx(clock.now)
+
+
+def test_without_a_clock_the_scripts_use_redis_time(redis_db_url: str) -> None:
+    state = JobState.from_url(redis_db_url, namespace="t")
+    try:
+        seconds, micros = state.client.time()
+        snapshot = state.init(manifest_of(1))
+        assert snapshot.started_at == pytest.approx(seconds + micros / 1e6, abs=5)
+        assert state.claim_rescue("job1", 60) is None
+    finally:
+        state.client.close()
