@@ -14,7 +14,10 @@ Adaptive slow-down: a 429 (or Together's burst 503) sets a shared cooldown that
 honours the server's ``retry_after`` and halves the effective concurrency (at
 most once per second); each successful request adds ``1/limit`` back, so the
 limit climbs by about one per round of requests (AIMD, as TCP does). Time is
-Redis's own clock (``TIME``), so workers on different machines agree.
+Redis's own clock (``TIME``), so workers on different machines agree; tests
+give a limiter a clock of their own instead (the scripts take the time as
+their first argument). The scripts are the ``limits_*.lua`` files beside this
+module.
 
 Keys, per provider, under a namespace::
 
@@ -31,14 +34,16 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from typing import Final, cast
 
 import redis
+from redis.commands.core import Script
 
-from ttsbatch.errors import EngineError, RateLimitedError, RetryableEngineError
+from ttsbatch.errors import BrokerError, EngineError, RateLimitedError, RetryableEngineError
 from worker.engines import Engine, StopCheck, Synthesis
 
 #: A lease not renewed for this long is considered dead (its worker died).
@@ -52,61 +57,17 @@ _STATE_TTL_MS: Final = 3_600_000
 #: Longest single wait between two attempts at a lease.
 _MAX_POLL: Final = 0.25
 
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-local cooldown = tonumber(redis.call('HGET', KEYS[2], 'cooldown_until') or '0')
-if cooldown > now then return cooldown - now end
-local max = tonumber(ARGV[3])
-local limit = math.floor(tonumber(redis.call('HGET', KEYS[2], 'limit') or max))
-limit = math.max(1, math.min(limit, max))
-if redis.call('ZCARD', KEYS[1]) >= limit then return -1 end
-local interval = tonumber(ARGV[4])
-local tat = math.max(tonumber(redis.call('HGET', KEYS[2], 'tat') or now), now)
-local early = tat - now - interval * (tonumber(ARGV[5]) - 1)
-if early > 0 then return math.max(1, math.ceil(early)) end
-redis.call('HSET', KEYS[2], 'tat', tat + interval)
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-return 0
-"""
 
-# KEYS: leases, state, wake. ARGV: lease id, ok (0/1), max, concurrency-1, state ttl.
-_RELEASE = """
-local removed = redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then
-  local limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or '0')
-  if limit > 0 then
-    limit = limit + 1 / limit
-    if limit >= tonumber(ARGV[3]) then redis.call('HDEL', KEYS[2], 'limit')
-    else redis.call('HSET', KEYS[2], 'limit', tostring(limit)) end
-  end
-end
-redis.call('LPUSH', KEYS[3], '1')
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]))
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-return removed
-"""
+#: The scripts that need the time (they start with ``limits_clock.lua``).
+_TIMED = frozenset({"acquire", "slow_down"})
 
-# KEYS: state. ARGV: cooldown ms, max, state ttl. Returns the new effective limit.
-_SLOW_DOWN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ = now + tonumber(ARGV[1])
-local cooldown = tonumber(redis.call('HGET', KEYS[1], 'cooldown_until') or '0')
-if until_ > cooldown then redis.call('HSET', KEYS[1], 'cooldown_until', until_) end
-local max = tonumber(ARGV[2])
-local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or max)
-local halved = tonumber(redis.call('HGET', KEYS[1], 'halved_at') or '0')
-if now - halved >= 1000 then
-  limit = math.max(1, math.floor(limit / 2))
-  redis.call('HSET', KEYS[1], 'limit', tostring(limit), 'halved_at', now)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return math.floor(limit)
-"""
+
+def _script(client: redis.Redis, name: str) -> Script:
+    """Register ``limits_<name>.lua`` (beside this module), after the clock prelude if it needs the time."""
+    folder = resources.files(__package__)
+    parts = ("clock", name) if name in _TIMED else (name,)
+    text = "".join(folder.joinpath(f"limits_{part}.lua").read_text() for part in parts)
+    return client.register_script(text)
 
 
 class ProviderBusyError(RetryableEngineError):
@@ -164,7 +125,7 @@ class _Keeper:
                 held = list(self._held)
             if held:
                 # On an error the next round tries again; a lost lease only lowers concurrency.
-                with contextlib.suppress(redis.RedisError):
+                with contextlib.suppress(redis.RedisError, BrokerError):
                     limiter.renew(held)
             del limiter
 
@@ -181,6 +142,7 @@ class ProviderLimiter:
         burst: requests that may start back to back.
         renew: keep leases alive from a background thread (tests turn it off to
             play a dead worker).
+        clock: seconds since the epoch instead of Redis's clock (tests).
     """
 
     def __init__(
@@ -194,6 +156,7 @@ class ProviderLimiter:
         burst: int = DEFAULT_BURST,
         namespace: str = "ttsbatch",
         renew: bool = True,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -202,11 +165,12 @@ class ProviderLimiter:
         self.lease_ttl = lease_ttl
         self.burst = burst
         self.renew_leases = renew
+        self.clock = clock
         base = f"{namespace}:limits:{provider}"
         self._leases, self._state, self._wake = f"{base}:leases", f"{base}:state", f"{base}:wake"
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
-        self._slow_down = client.register_script(_SLOW_DOWN)
+        self._acquire = _script(client, "acquire")
+        self._release = _script(client, "release")
+        self._slow_down = _script(client, "slow_down")
         self._keeper: _Keeper | None = None
         self._keeper_lock = threading.Lock()
 
@@ -216,6 +180,7 @@ class ProviderLimiter:
         """Take a lease now if allowed; otherwise return seconds worth waiting (a hint)."""
         lease_id = uuid.uuid4().hex
         args: list[str | int | float] = [
+            self._now_arg(),
             lease_id,
             int(self.lease_ttl * 1000),
             self.concurrency,
@@ -294,7 +259,12 @@ class ProviderLimiter:
     def slow_down(self, retry_after: float | None) -> int:
         """React to a 429: a shared cooldown and half the concurrency; return the new limit."""
         cooldown = retry_after if retry_after is not None else DEFAULT_COOLDOWN
-        args = [int(cooldown * 1000), self.concurrency, _STATE_TTL_MS]
+        args: list[str | int] = [
+            self._now_arg(),
+            int(cooldown * 1000),
+            self.concurrency,
+            _STATE_TTL_MS,
+        ]
         return int(cast("int", self._slow_down(keys=[self._state], args=args)))
 
     def effective_limit(self) -> int:
@@ -320,8 +290,14 @@ class ProviderLimiter:
             return self._keeper
 
     def _server_ms(self) -> int:
+        if self.clock is not None:
+            return int(self.clock() * 1000)
         seconds, micros = self.client.time()
         return int(seconds) * 1000 + int(micros) // 1000
+
+    def _now_arg(self) -> str:
+        """The scripts' first argument: the clock's time in ms, or '' for Redis's."""
+        return "" if self.clock is None else str(int(self.clock() * 1000))
 
 
 def _asks_to_slow_down(exc: EngineError) -> bool:

@@ -73,24 +73,49 @@ def test_the_pace_allows_a_burst_then_asks_to_wait(client: redis.Redis) -> None:
     limiter.close()
 
 
+class Clock:
+    """The test's own time, passed into the Lua scripts instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_767_225_600.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_leases_of_a_dead_worker_expire(client: redis.Redis) -> None:
-    dead = limiter_of(client, concurrency=2, lease_ttl=0.3, renew=False)
+    clock = Clock()
+    dead = limiter_of(client, concurrency=2, lease_ttl=15, renew=False, clock=clock)
     assert isinstance(dead.try_acquire(), Lease)
     assert isinstance(dead.try_acquire(), Lease)
-    alive = limiter_of(client, concurrency=2, lease_ttl=0.3)
+    alive = limiter_of(client, concurrency=2, lease_ttl=15, renew=False, clock=clock)
     assert not isinstance(alive.try_acquire(), Lease)
-    lease = alive.acquire(max_wait=10)  # free once the dead worker's leases expire
-    alive.release(lease, ok=True)
-    alive.close()
+    clock.now += 14.9
+    assert not isinstance(alive.try_acquire(), Lease)
+    clock.now += 0.2  # the dead worker's leases ran out
+    assert isinstance(alive.try_acquire(), Lease)
+    assert alive.in_flight() == 1
 
 
 def test_a_renewed_lease_outlives_its_ttl(client: redis.Redis) -> None:
-    limiter = limiter_of(client, concurrency=1, lease_ttl=0.3)
+    clock = Clock()
+    limiter = limiter_of(client, concurrency=1, lease_ttl=15, renew=False, clock=clock)
     lease = limiter.acquire(max_wait=1)
-    start = time.monotonic()
-    while time.monotonic() - start < 1.0:  # three TTLs: renewals keep it
+    for _ in range(3):  # three lifetimes, renewed within each
+        clock.now += 14
+        limiter.renew([lease.id])
         assert limiter.in_flight() == 1
-        time.sleep(0.05)
+    clock.now += 15.1
+    assert limiter.in_flight() == 0
+    limiter.release(lease, ok=True)
+
+
+def test_a_live_limiter_renews_its_leases_from_a_thread(client: redis.Redis) -> None:
+    clock = Clock()
+    limiter = limiter_of(client, concurrency=1, lease_ttl=0.3, clock=clock)
+    lease = limiter.acquire(max_wait=1)
+    clock.now += 60  # long past its lifetime: only a renewal since brings it back
+    wait_until(lambda: limiter.in_flight() == 1)  # the keeper renews every 0.1 s
     limiter.release(lease, ok=True)
     assert limiter.in_flight() == 0
     limiter.close()
