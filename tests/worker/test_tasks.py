@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
-from ttsbatch.errors import AuthenticationError, PermanentEngineError, RateLimitedError
+from ttsbatch.errors import (
+    AuthenticationError,
+    PermanentEngineError,
+    RateLimitedError,
+    RetryableEngineError,
+)
 from ttsbatch.messages import ChunkMessage, FinalizeMessage
 from ttsbatch.models import Chapter, EngineSpec, JobOptions, JobStatus, Manifest, TimingSource
 from ttsbatch.settings import Settings, WorkerSettings
-from ttsbatch.state import JobState
+from ttsbatch.state import JobState, Take
 from ttsbatch.storage import Store
 from worker.celery_app import tuning_for
 from worker.engines import StopCheck, Synthesis
@@ -24,6 +30,8 @@ from worker.tasks import (
     Done,
     Dropped,
     Failed,
+    HeldLease,
+    LeaseKeeper,
     Requeue,
     Retry,
     WorkerContext,
@@ -34,8 +42,21 @@ from worker.tasks import (
 TEXT = "One sentence here. Another one follows. A third ends it. And a fourth."
 
 
+class Clock:
+    """The test's own time, passed into the Lua scripts instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1_767_225_600.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class ScriptedEngine:
-    """Speaks 300 samples (12.5 ms) per character, or raises what it is told to, in order."""
+    """Speaks 300 samples (12.5 ms) per character, or raises what it is told to, in order.
+
+    ``during`` runs in the middle of each synthesis, with its ``should_stop``.
+    """
 
     name = "scripted"
     default_max_chars = 400
@@ -43,9 +64,12 @@ class ScriptedEngine:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.errors: list[Exception] = []
+        self.during: Callable[[StopCheck | None], None] | None = None
 
     def synthesize(self, text: str, *, should_stop: StopCheck | None = None) -> Synthesis:
         self.calls.append(text)
+        if self.during is not None:
+            self.during(should_stop)
         if self.errors:
             raise self.errors.pop(0)
         return Synthesis(b"\x01\x00" * 300 * len(text), 24000, (), TimingSource.NONE)
@@ -57,7 +81,10 @@ class ScriptedEngine:
 class Harness:
     def __init__(self, store: Store, redis_url: str) -> None:
         self.store = store
-        self.state = JobState.from_url(redis_url, namespace=f"t{uuid.uuid4().hex[:6]}")
+        self.clock = Clock()
+        self.state = JobState.from_url(
+            redis_url, namespace=f"t{uuid.uuid4().hex[:6]}", clock=self.clock
+        )
         self.engine = ScriptedEngine()
         self.finalizes: list[FinalizeMessage] = []
         self.shutdown = threading.Event()
@@ -71,6 +98,7 @@ class Harness:
             state=self.state,
             engine_factory=lambda spec, settings: self.engine,
             shutting_down=self.shutdown,
+            renew_leases=False,  # the tests renew, or play a dead worker
         )
         # One explicit chapter: worker/timeline.py cannot yet time a document without any.
         plain = ingest_text(TEXT, "book")
@@ -183,6 +211,10 @@ def test_a_shutting_down_worker_requeues_instead_of_working(harness: Harness) ->
     harness.shutdown.set()
     assert process_chunk(harness.ctx, harness.messages[0], "t0") == Requeue()
     assert harness.engine.calls == []
+    # Its message goes to the back of the queue, and so does the chunk's place in the order.
+    leases = harness.state.leases
+    assert leases.queued(harness.manifest.job_id)[-1] == harness.messages[0].chunk_id
+    assert leases.expiries(harness.manifest.job_id) == {}
 
 
 def test_chunks_of_a_job_wiped_from_redis_are_stored_and_not_finalized(harness: Harness) -> None:
@@ -203,3 +235,71 @@ def test_network_engines_hold_a_shared_provider_lease_per_request(harness: Harne
     # The lease was returned: nothing is in flight at the provider any more.
     limiter = harness.ctx.engine(message.engine).limiter  # type: ignore[attr-defined]
     assert limiter.in_flight() == 0
+
+
+def test_a_chunk_holds_a_lease_while_it_is_synthesised_and_none_once_stored(
+    harness: Harness,
+) -> None:
+    job_id, chunk = harness.manifest.job_id, harness.messages[0].chunk_id
+    seen: list[dict[str, float]] = []
+    harness.engine.during = lambda _: seen.append(harness.state.leases.expiries(job_id))
+    assert process_chunk(harness.ctx, harness.messages[0], "t0") == Done(synthesized=True)
+    assert seen == [{chunk: harness.clock.now + harness.ctx.tuning.lease_ttl}]
+    assert harness.state.leases.expiries(job_id) == {}
+    assert harness.state.leases.claim_expired(job_id) == {}
+
+
+def test_a_second_message_of_a_chunk_a_live_worker_holds_is_dropped(harness: Harness) -> None:
+    job_id, chunk = harness.manifest.job_id, harness.messages[0].chunk_id
+    taken = harness.state.leases.take(job_id, chunk, owner="other", task_id="t0", ttl=15)
+    assert taken is Take.TAKEN
+    outcome = process_chunk(harness.ctx, harness.messages[0], "t0", redelivered=True)
+    assert isinstance(outcome, Dropped) and "another worker" in outcome.reason
+    assert harness.engine.calls == []
+
+
+def test_a_retried_chunk_stays_leased_for_its_countdown_and_one_lifetime(
+    harness: Harness,
+) -> None:
+    job_id, chunk = harness.manifest.job_id, harness.messages[0].chunk_id
+    harness.engine.errors.append(RateLimitedError("429", retry_after=0.7, status_code=429))
+    outcome = process_chunk(harness.ctx, harness.messages[0], "t0")
+    assert isinstance(outcome, Retry)
+    expiry = harness.clock.now + outcome.countdown + harness.ctx.tuning.lease_ttl
+    assert harness.state.leases.expiries(job_id) == {chunk: pytest.approx(expiry)}
+    # The retry runs (on any worker), takes the lease and stores the chunk.
+    assert process_chunk(harness.ctx, harness.messages[0], "t0") == Done(synthesized=True)
+
+
+def test_a_worker_whose_chunk_was_sent_again_stops_and_drops_it(harness: Harness) -> None:
+    job_id = harness.manifest.job_id
+
+    def frozen_past_its_lease(should_stop: StopCheck | None) -> None:
+        harness.clock.now += harness.ctx.tuning.lease_ttl + 1  # no renewal got through
+        assert harness.state.leases.claim_expired(job_id)  # a rescuer sent the chunk again
+        harness.ctx.keeper.renew_now()  # the renewal that learns it
+        assert should_stop is not None and should_stop()
+        raise RetryableEngineError("stopped by the caller")
+
+    harness.engine.during = frozen_past_its_lease
+    outcome = process_chunk(harness.ctx, harness.messages[0], "t0")
+    assert isinstance(outcome, Dropped) and "lease" in outcome.reason
+    snapshot = harness.state.snapshot(job_id)
+    assert snapshot is not None and snapshot.errors == {}  # not counted as a failed attempt
+
+
+def test_the_lease_keeper_renews_from_a_thread_while_a_chunk_is_synthesised(
+    harness: Harness,
+) -> None:
+    job_id, chunk = harness.manifest.job_id, harness.messages[0].chunk_id
+    keeper = LeaseKeeper(harness.state.leases, ttl=0.3)  # renews every 0.1 s
+    held = HeldLease(job_id, chunk, "w1")
+    harness.state.leases.take(job_id, chunk, owner="w1", task_id="t0", ttl=0.3)
+    with keeper.holding(held):
+        harness.clock.now += 60  # long past its lifetime: only a renewal since brings it back
+        deadline = time.monotonic() + 10
+        while harness.state.leases.expiries(job_id)[chunk] < harness.clock.now:
+            assert time.monotonic() < deadline, "the keeper did not renew the lease"
+            time.sleep(0.02)
+        assert not keeper.lost(held)
+    keeper.stop()
