@@ -22,6 +22,7 @@ from celery import Celery
 
 from scheduler.dispatch import chunk_messages, create_producer, dispatch_chunks, dispatch_finalize
 from scheduler.planning import plan_job, write_plan
+from scheduler.rescue import STALL_AFTER, rescue_active, rescue_job
 from ttsbatch import keys
 from ttsbatch.errors import JobError, StorageError
 from ttsbatch.messages import chunk_id
@@ -33,11 +34,6 @@ from ttsbatch.storage import Store, open_store
 
 #: Seconds between two looks at the job's state.
 POLL_INTERVAL = 0.2
-# With no progress for this long, a follower sends the missing chunks again:
-# kombu's Redis transport pops a message before it records it as unacked
-# (celery/kombu#305, #1836), so a worker killed in between loses it for good.
-# Chunks are idempotent, so a spare copy costs at most one duplicate request.
-STALL_AFTER = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,38 +263,18 @@ def _stored_texts(cluster: Cluster, manifest: Manifest) -> dict[str, str]:
     }
 
 
-def redispatch_missing(cluster: Cluster, manifest: Manifest) -> int:
-    """Send again every chunk of a running job not yet counted done; return how many."""
-    done = cluster.state.done_chunks(manifest.job_id)
-    messages = chunk_messages(manifest, _stored_texts(cluster, manifest), skip=done)
-    return dispatch_chunks(cluster.producer, messages)
-
-
 def rescue_stalled(cluster: Cluster, *, stall_after: float = STALL_AFTER) -> dict[str, Rescue]:
-    """Re-send what each stalled job waits for: its missing chunks, or its finalize.
+    """Re-send what each active job waits for (:mod:`scheduler.rescue`).
 
-    For jobs nobody follows (submitted over the API): the API runs this
-    periodically. Ended or vanished jobs leave the active list here.
+    Chunks whose lease ran out (their worker died, their message was lost)
+    first; then, for a job stalled ``stall_after`` seconds, its missing chunks
+    or its finalize. For jobs nobody follows (submitted over the API): the
+    beat runs this periodically. Ended or vanished jobs leave the active list.
 
     Returns:
         What was re-sent, by job id.
     """
-    rescued: dict[str, Rescue] = {}
-    for job_id in cluster.state.active_jobs():
-        if cluster.state.forget_if_ended(job_id):
-            continue
-        what = cluster.state.claim_rescue(job_id, stall_after)
-        if what is not None:
-            _resend(cluster, job_id, what)
-            rescued[job_id] = what
-    return rescued
-
-
-def _resend(cluster: Cluster, job_id: str, what: Rescue) -> None:
-    if what is Rescue.CHUNKS:
-        redispatch_missing(cluster, load_manifest(cluster.store, job_id))
-    else:
-        dispatch_finalize(cluster.producer, job_id)
+    return rescue_active(cluster.store, cluster.state, cluster.producer, stall_after=stall_after)
 
 
 def follow(
@@ -311,8 +287,9 @@ def follow(
 ) -> Manifest:
     """Report progress until the job ends; return its final manifest.
 
-    A job that makes no progress for ``stall_after`` seconds gets its missing
-    chunks sent again (see :data:`STALL_AFTER`).
+    At each look, chunks whose lease ran out are sent again, and a job that
+    makes no progress for ``stall_after`` seconds gets its missing chunks sent
+    again (:mod:`scheduler.rescue`).
 
     Raises:
         JobError: failed, cancelled, state lost, or ``timeout`` seconds passed.
@@ -354,9 +331,7 @@ def follow(
             raise JobError(f"job {job_id} failed: {reasons}", job_id=job_id)
         if snapshot.status is JobStatus.CANCELLED:
             raise JobError(f"job {job_id} was cancelled", job_id=job_id)
-        what = cluster.state.claim_rescue(job_id, stall_after)
-        if what is not None:
-            _resend(cluster, job_id, what)
+        rescue_job(cluster.store, cluster.state, cluster.producer, job_id, stall_after=stall_after)
         if deadline is not None and time.monotonic() > deadline:
             raise JobError(
                 f"job {job_id} still {snapshot.status} after {timeout:g} s"
