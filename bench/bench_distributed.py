@@ -1,8 +1,9 @@
-"""Benchmark the distributed engine: scheduling efficiency and stitch memory on S3.
+"""Benchmark the distributed engine: scheduling efficiency, stitch memory, a killed worker.
 
 Not a test: run it by hand and read the numbers.
 
     .venv/bin/python bench/bench_distributed.py [--chunks 1000] [--hours 10]
+    .venv/bin/python bench/bench_distributed.py --kill     # only the killed-worker run
 
 Everything runs on loopback: a throwaway Redis, SeaweedFS (S3), the imitation
 provider in its own process, and ``ttsbatch worker`` processes.
@@ -15,6 +16,13 @@ provider in its own process, and ``ttsbatch worker`` processes.
    stitched by ``worker.finalize.finalize_job`` in a separate process whose
    resident memory is sampled every 50 ms: peak RSS (flat, well under 200 MB)
    and throughput in MB/s of WAV written.
+3. Kill (``--kill``, alone): chapter 1 of *Moby-Dick* (../shared/corpus, else
+   generated text of its length) through two workers with the deployment's
+   default time bounds, on an imitation provider with ``--kill-fault-rate``
+   faults and at most ``--kill-limit`` requests in flight; once a third of the
+   chunks are stored one worker is SIGKILLed. Prints the seconds from the kill
+   to the job's end (what the chunks the dead worker held cost) and checks the
+   outputs byte for byte against the local executor's.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,29 +46,42 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scheduler.dispatch import create_producer  # noqa: E402
-from scheduler.ingest import ingest_text  # noqa: E402
+from scheduler.ingest import ingest_file, ingest_text  # noqa: E402
 from ttsbatch import keys  # noqa: E402
 from ttsbatch.devstack import queues_for, stop_process, worker_command  # noqa: E402
-from ttsbatch.distributed import Cluster, run_distributed  # noqa: E402
+from ttsbatch.distributed import Cluster, follow, run_distributed, submit  # noqa: E402
+from ttsbatch.fakeprovider import FakeProviderConfig, run_in_thread  # noqa: E402
+from ttsbatch.local import run_local  # noqa: E402
 from ttsbatch.models import (  # noqa: E402
     BreakKind,
     Chapter,
     ChunkRecord,
     ChunkSpan,
+    Document,
     DocumentPlan,
     EngineSpec,
     JobOptions,
     Manifest,
     TimingSource,
 )
+from ttsbatch.outputs import download_outputs  # noqa: E402
+from ttsbatch.reporting import Progress  # noqa: E402
 from ttsbatch.services import RedisServer, SeaweedFS, free_port  # noqa: E402
-from ttsbatch.settings import Settings  # noqa: E402
+from ttsbatch.settings import Settings, TogetherSettings  # noqa: E402
 from ttsbatch.state import JobState  # noqa: E402
+from ttsbatch.storage.local import LocalStore  # noqa: E402
 from ttsbatch.storage.s3 import S3Store, create_client  # noqa: E402
 
 S3_KEY = "bench"
 RATE = 24_000
 CHUNK_SECONDS = 10
+BOOK = ROOT.parent / "shared/corpus/moby-dick.epub"
+CHAPTER = "CHAPTER 1. Loomings."
+SENTENCE = (
+    "Whenever it is a damp, drizzly November in my soul, I account it high time to get to sea "
+    "as soon as I can, and there is nothing surprising in this. "
+)
+OUTPUTS = ("wav", "timestamps.json", "source.txt", "srt", "vtt")
 
 
 def s3_store(endpoint: str, bucket: str) -> S3Store:
@@ -89,10 +111,18 @@ def env_for(
     }
 
 
-def start_provider(port: int, ttfb: float, log_dir: Path) -> subprocess.Popen[bytes]:
+def start_provider(port: int, ttfb: float, log_dir: Path, *options: str) -> subprocess.Popen[bytes]:
     log = (log_dir / "provider.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "ttsbatch.fakeprovider", "--port", str(port), f"ttfb={ttfb}"],
+        [
+            sys.executable,
+            "-m",
+            "ttsbatch.fakeprovider",
+            "--port",
+            str(port),
+            f"ttfb={ttfb}",
+            *options,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -282,6 +312,131 @@ def stitch(args: argparse.Namespace, endpoint: str) -> None:
     )
 
 
+def chapter_one() -> tuple[Document, str]:
+    """Chapter 1 of Moby-Dick as one document, or generated text of its length."""
+    if BOOK.exists():
+        book = ingest_file(BOOK)
+        for chapter in book.chapters:
+            if chapter.title.strip() == CHAPTER:
+                text = book.text[chapter.char_start : chapter.char_end]
+                origin = f"{BOOK.name}, {CHAPTER}"
+                break
+        else:
+            raise SystemExit(f"{BOOK} has no chapter {CHAPTER!r}")
+    else:
+        text, origin = "\n\n".join([SENTENCE * 5] * 16), "generated text"
+    document = ingest_text(text, "chapter1")
+    whole = Chapter(index=0, title=CHAPTER, char_start=0, char_end=len(document.text))
+    return document.model_copy(update={"chapters": (whole,)}), origin
+
+
+def same_as_local(
+    store: S3Store, final: Manifest, document: Document, options: JobOptions, work: Path
+) -> bool:
+    """Whether the job's outputs equal, byte for byte, the local executor's on a clean provider."""
+    out, reference = work / "kill-out", work / "kill-reference"
+    download_outputs(store, final, out)
+    with run_in_thread(FakeProviderConfig()) as clean:
+        local = LocalStore(reference / ".store")
+        together = TogetherSettings(base_url=clean.api_url, api_key="bench")
+        local_manifest = run_local(
+            [document], options, store=local, settings=Settings(together=together), jobs=4
+        )
+    download_outputs(local, local_manifest, reference)
+    return all(
+        (out / f"chapter1.{suffix}").read_bytes() == (reference / f"chapter1.{suffix}").read_bytes()
+        for suffix in OUTPUTS
+    )
+
+
+def kill(args: argparse.Namespace, work: Path, redis_url: str, endpoint: str) -> None:
+    """SIGKILL one of two workers mid-job; print the seconds from the kill to the job's end."""
+    store = s3_store(endpoint, "bench-kill")
+    document, origin = chapter_one()
+    options = JobOptions(
+        engine=EngineSpec(engine="together", model="hexgrad/Kokoro-82M", voice="af_heart"),
+        max_chars=args.kill_max_chars,
+    )
+    port = free_port()
+    provider = start_provider(
+        port,
+        args.ttfb,
+        work,
+        f"rtf={args.kill_rtf}",
+        f"fault_rate={args.kill_fault_rate}",
+        f"max_concurrency={args.kill_limit}",
+        "seed=11",
+    )
+    env = env_for(redis_url, store, endpoint, f"http://127.0.0.1:{port}/v1", args.kill_limit)
+    workers = []
+    for n in range(2):
+        log = (work / f"kill-worker-{n}.log").open("ab")
+        argv = worker_command(queues=queues_for("together"), concurrency=args.threads)
+        workers.append(
+            subprocess.Popen(
+                [*argv, f"--hostname=k{n}@%h", "--loglevel=info"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    settings = Settings(store=store.url, redis_url=redis_url)
+    cluster = Cluster(
+        store=store, state=JobState.from_url(redis_url), producer=create_producer(settings)
+    )
+    try:
+        time.sleep(3)  # let the workers connect before the clock starts
+        started = time.time()
+        manifest = submit([document], options, settings=settings, cluster=cluster)
+        total = sum(len(plan.chunks) for plan in manifest.documents)
+        while True:
+            snapshot = cluster.state.snapshot(manifest.job_id)
+            if snapshot is not None and snapshot.done >= total // 3:
+                break
+            time.sleep(0.05)
+        os.kill(workers[0].pid, signal.SIGKILL)
+        workers[0].wait()
+        killed = time.time()
+        final = follow(cluster, manifest, Progress(), timeout=900)  # as synth --distributed does
+        finished = time.time()
+        held = total - (snapshot.done if snapshot else 0)
+        print(f"kill: {origin}, {total} chunks, provider limit {args.kill_limit},")
+        print(
+            f"  fault rate {args.kill_fault_rate:g}; one of 2 workers SIGKILLed at {snapshot.done if snapshot else 0} stored"
+        )
+        print(
+            f"  kill -> job succeeded: {finished - killed:.1f} s (whole job {finished - started:.1f} s)"
+        )
+        after = cluster.state.snapshot(manifest.job_id)
+        if after is not None:
+            print(
+                f"  sent again: {after.resent} chunk(s) by lease expiry,"
+                f" {after.stalls} time(s) after a stall; {after.retries} retries"
+            )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_log", timeout=30) as answer:
+            entries = json.loads(answer.read())
+        spoken: dict[str, int] = {}
+        for entry in entries:
+            if entry.get("status") == 200 and not entry.get("fault") and entry.get("finished"):
+                spoken[entry["text_sha256"]] = spoken.get(entry["text_sha256"], 0) + 1
+        print(
+            f"  provider: {len(entries)} requests; {sum(spoken.values())} whole answers for"
+            f" {len(spoken)} chunks ({sum(n > 1 for n in spoken.values())} chunks answered twice)"
+        )
+        same = same_as_local(store, final, document, options, work)
+        print(
+            f"  outputs byte-identical to the local executor's: {same}; {held} chunks not stored at the kill"
+        )
+        cluster.close()
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.terminate()
+        for process in workers:
+            stop_process(process, 30)
+        stop_process(provider, 10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=1000)
@@ -292,10 +447,18 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=10.0)
     parser.add_argument("--skip-efficiency", action="store_true")
     parser.add_argument("--skip-stitch", action="store_true")
+    parser.add_argument("--kill", action="store_true", help="only the killed-worker run")
+    parser.add_argument("--kill-fault-rate", type=float, default=0.15)
+    parser.add_argument("--kill-limit", type=int, default=4, help="provider concurrency")
+    parser.add_argument("--kill-max-chars", type=int, default=280, help="chunk size")
+    parser.add_argument("--kill-rtf", type=float, default=0.1, help="provider real-time factor")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ttsbatch-bench-") as tmp:
         work = Path(tmp)
         with RedisServer(work / "redis") as redis_server, SeaweedFS(work / "s3") as s3:
+            if args.kill:
+                kill(args, work, redis_server.url, s3.endpoint_url)
+                return
             if not args.skip_efficiency:
                 efficiency(args, work, redis_server.url, s3.endpoint_url)
             if not args.skip_stitch:

@@ -42,7 +42,8 @@ API_KEY = "test-key"
 #: Keys boto3 signs with; the test SeaweedFS accepts any (tests/conftest.py).
 S3_KEY = "ttsbatch-test"
 #: Short time bounds so that a SIGKILLed worker's chunks return within seconds:
-#: visibility timeout = (1.1 retry cap + 3 slot wait + 9 chunk) x 1.25 = 16.4 s.
+#: its chunk and provider leases run out after 3 s, and the broker's visibility
+#: timeout is (1.1 retry cap + 3 slot wait + 9 chunk) x 1.25 = 16.4 s.
 FAST_TIMEOUTS = {
     "TTSBATCH_PROVIDER_TIMEOUT": "3",
     "TTSBATCH_WORKER_RETRY_CAP": "1",
