@@ -98,6 +98,18 @@ def test_a_claimed_chunk_is_lost_to_its_old_worker(leases: ChunkLeases, clock: C
     assert not leases.hold_for_retry("job1", chunk(0), owner="w1", seconds=5)
 
 
+def test_a_job_set_up_again_leaves_its_chunks_with_the_workers_holding_them(
+    state: JobState, clock: Clock
+) -> None:
+    take(state.leases, 2)
+    state.init(manifest_of(6))  # resumed while chunk 2 is being synthesised
+    assert state.leases.renew("job1", {chunk(2): "w1"}, TTL) == set()
+    assert take(state.leases, 2, owner="w2") is Take.BUSY  # the resume's message of it
+    assert chunk(2) not in state.leases.queued("job1")
+    clock.advance(TTL + 1)
+    assert set(state.leases.claim_expired("job1")) == {chunk(2)}  # unless its worker dies
+
+
 def test_a_stored_chunk_holds_no_lease(state: JobState, clock: Clock) -> None:
     take(state.leases, 0)
     state.mark_done("job1", chunk(0), chars=10, audio_seconds=1, synthesized=True, claimant="a")

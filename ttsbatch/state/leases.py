@@ -131,13 +131,16 @@ class ChunkLeases:
     def renew(self, job_id: str, held: Mapping[str, str], ttl: float) -> set[str]:
         """Renew the leases ``held`` (chunk id -> owner) for ``ttl`` seconds.
 
+        A chunk the job's state was set up again with meanwhile (a resume)
+        stays with its worker.
+
         Returns:
             The chunks whose lease is no longer the owner's (sent again to
-            another worker, or stored): their worker should stop.
+            another worker, stored, or failed): their worker should stop.
         """
         if not held:
             return set()
-        keys_ = self.names.parts(job_id, "", "leases", "owners")
+        keys_ = self.names.parts(job_id, *_SCRIPT_PARTS, "done")
         pairs = [item for chunk, owner in held.items() for item in (chunk, owner)]
         lost = self._renew(keys=keys_, args=[self._now(), ttl, *pairs])
         return set(cast("list[str]", lost))
