@@ -4,8 +4,10 @@ One redbeat beat (its lock in Redis keeps it to one per cluster) with an
 embedded worker on a threads pool. Whatever must happen once per cluster, or
 survive a restart, runs here and never in a web process (architecture.md):
 
-* :data:`RESCUE_STALLED`, sent by the beat every 30 s: re-sends what stalled
-  jobs wait for (:func:`ttsbatch.distributed.rescue_stalled`, through the ports);
+* :data:`RESCUE_STALLED`, sent by the beat every 5 s: re-sends the chunks whose
+  lease ran out and what stalled jobs wait for (:func:`scheduler.rescue.rescue_active`,
+  through the ports): one Lua call per active job, so a dead worker's chunks
+  of a job nobody follows come back within a lease time and a few seconds;
 * :data:`SCAN_WEBHOOKS`, every 2 s: enqueues a delivery per ended job's
   webhook (:func:`scheduler.webhooks.scan`);
 * :data:`DELIVER_WEBHOOK`, sent by the scan: POSTs one event, retried with
@@ -68,8 +70,8 @@ WEBHOOK_QUEUE: Final = "ttsbatch.webhooks"
 BEAT_QUEUES: Final = (SCHEDULE_QUEUE, WEBHOOK_QUEUE, PLAN_QUEUE)
 #: The beat's scheduler class (``--scheduler``).
 BEAT_SCHEDULER: Final = "scheduler.recovery.RecoveringScheduler"
-#: Seconds between two looks for stalled jobs.
-RESCUE_INTERVAL: Final = 30.0
+#: Seconds between two looks for expired chunk leases and stalled jobs.
+RESCUE_INTERVAL: Final = 5.0
 #: Seconds between two looks for ended jobs whose webhook is due.
 WEBHOOK_SCAN_INTERVAL: Final = 2.0
 #: Longest sleep of the beat between two ticks; the lock is renewed at each.

@@ -138,7 +138,9 @@ class WorkerSettings(BaseSettings):
     retry_budget: float = Field(
         default=3.0, gt=0, description="Retries per chunk of a job before the whole job fails."
     )
-    lease_ttl: float = Field(default=15.0, gt=0, description="Provider lease lifetime (s).")
+    lease_ttl: float = Field(
+        default=15.0, gt=0, description="Lifetime of a provider's and a chunk's lease (s)."
+    )
     visibility_timeout: float | None = Field(
         default=None, gt=0, description="Broker visibility timeout (s); computed when unset."
     )

@@ -69,7 +69,7 @@ def beat_settings(redis_url: str, store_url: str = "", **api: Any) -> Settings:
 def test_the_beat_scans_for_stalled_jobs_and_due_webhooks_and_consumes_its_two_queues() -> None:
     app = create_beat_app(beat_settings("redis://127.0.0.1:1/0"))
     entries = {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
-    assert entries[RESCUE_STALLED]["schedule"] == 30.0
+    assert entries[RESCUE_STALLED]["schedule"] == 5.0
     assert entries[SCAN_WEBHOOKS]["schedule"] == 2.0
     assert all(entry["options"]["expires"] for entry in entries.values())
     assert WEBHOOK_QUEUE in BEAT_QUEUES and app.conf.beat_scheduler == BEAT_SCHEDULER

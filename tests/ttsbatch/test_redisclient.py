@@ -55,7 +55,7 @@ def test_the_api_answers_an_outage_with_a_503_problem(dead_url: str, tmp_path: P
 
     store = LocalStore(tmp_path)
     settings = Settings(store=store.url, redis_url=dead_url, api=ApiSettings(keys=SecretStr("k")))
-    app = create_app(settings, store=store, notify_webhooks=False, rescue_stalled=False)
+    app = create_app(settings, store=store)
     with TestClient(app) as client:
         response = client.get("/v1/jobs", headers={"Authorization": "Bearer k"})
     assert response.status_code == 503
