@@ -178,14 +178,17 @@ def read_documents(store: Store, inputs: Sequence[JobInput], *, max_chars: int) 
     return documents
 
 
-def send_plan(producer: Celery, job_id: str) -> None:
-    """Queue the planning of an accepted job.
+def send_plan(producer: Celery, job_id: str, record: JobRecord | None = None) -> None:
+    """Queue the planning of an accepted job; ``record``, as just stored, saves reading it.
 
     Raises:
         BrokerError: the broker cannot be reached (after kombu's own retries).
     """
+    kwargs: dict[str, object] = {"job_id": job_id}
+    if record is not None:
+        kwargs["record"] = record.model_dump(mode="json", by_alias=True, exclude_none=True)
     try:
-        producer.send_task(PLAN_JOB, kwargs={"job_id": job_id}, queue=PLAN_QUEUE)
+        producer.send_task(PLAN_JOB, kwargs=kwargs, queue=PLAN_QUEUE)
     except OperationalError as exc:
         raise outage(exc, maybe_sanitize_url(producer.conf.broker_url)) from exc
 
@@ -209,14 +212,21 @@ def fail_unplanned(store: Store, state: JobState, record: JobRecord, error: str)
 
 
 def plan_accepted(
-    store: Store, state: JobState, producer: Celery, job_id: str, *, max_chars: int
+    store: Store,
+    state: JobState,
+    producer: Celery,
+    job_id: str,
+    *,
+    max_chars: int,
+    record: JobRecord | None = None,
 ) -> JobStatus | None:
     """Plan an accepted job and send its chunks; return its status then (None: left alone).
 
     Idempotent: a job already started (a message delivered twice), ended, or
     cancelled before it was planned is left as it is. A job whose manifest
     exists (accepted again after it failed, or resumed) is started from it,
-    or marked succeeded if it did.
+    or marked succeeded if it did. ``record`` is the job's record as it was
+    accepted (read from the store without it).
 
     Raises:
         PlanningBusyError: another planner is planning the job now (a claim in
@@ -226,19 +236,29 @@ def plan_accepted(
     if not state.client.set(claim, "1", nx=True, ex=PLAN_CLAIM_TTL):
         raise PlanningBusyError(f"job {job_id} is being planned by another planner")
     try:
-        return _plan(store, state, producer, job_id, max_chars=max_chars)
+        return _plan(store, state, producer, job_id, max_chars=max_chars, record=record)
     finally:
         state.client.delete(claim)
 
 
 def _plan(  # noqa: PLR0911 - each return is one case of a job's life
-    store: Store, state: JobState, producer: Celery, job_id: str, *, max_chars: int
+    store: Store,
+    state: JobState,
+    producer: Celery,
+    job_id: str,
+    *,
+    max_chars: int,
+    record: JobRecord | None,
 ) -> JobStatus | None:
-    record = read_job_record(store, job_id)
     status = state.status(job_id)
-    if record is None or record.options is None or status not in {None, JobStatus.QUEUED}:
+    if status not in {None, JobStatus.QUEUED}:
         return None
-    manifest = find_manifest(store, job_id)
+    record = record or read_job_record(store, job_id)
+    if record is None or record.options is None:
+        return None
+    accepted = status is JobStatus.QUEUED and record.status is JobStatus.QUEUED
+    # Accepted just now: no need to look for a manifest first (write_plan keeps one).
+    manifest = None if accepted and record.inputs else find_manifest(store, job_id)
     if manifest is None:
         if record.status is not JobStatus.QUEUED or not record.inputs:
             return None  # cancelled or failed before it was planned
@@ -247,18 +267,18 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
         except InputError as exc:
             fail_unplanned(store, state, record, str(exc))
             return JobStatus.FAILED
-        manifest, texts = plan_into(store, documents, record.options, job_id=job_id)
+        manifest, texts, fresh = plan_into(store, documents, record.options, job_id=job_id)
     elif status is None and manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         return None  # a stale message of a job that ended: only a retry restarts it
     else:
-        texts = None
+        texts, fresh = None, False
     if manifest.status is JobStatus.SUCCEEDED:
         state.finish(job_id, JobStatus.SUCCEEDED)
         return JobStatus.SUCCEEDED
     if state.status(job_id) is JobStatus.CANCELLED:  # cancelled while it was being planned
         mark_manifest(store, job_id, JobStatus.CANCELLED, "cancelled by the user")
         return JobStatus.CANCELLED
-    return start_job(store, state, producer, manifest, texts).status
+    return start_job(store, state, producer, manifest, texts, fresh=fresh).status
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,10 +300,10 @@ class Planner:
             max_chars=settings.api.max_chars_per_job,
         )
 
-    def __call__(self, job_id: str) -> JobStatus | None:
+    def __call__(self, job_id: str, record: JobRecord | None = None) -> JobStatus | None:
         """Plan ``job_id`` (:func:`plan_accepted`)."""
         return plan_accepted(
-            self.store, self.state, self.producer, job_id, max_chars=self.max_chars
+            self.store, self.state, self.producer, job_id, max_chars=self.max_chars, record=record
         )
 
 
@@ -296,9 +316,12 @@ def register_plan_task(app: Celery, planner: Callable[[], Planner]) -> None:
 
     # Not shared: a shared task is copied into every Celery app the process creates.
     @app.task(name=PLAN_JOB, bind=True, shared=False, acks_late=True, max_retries=None)
-    def plan_job(self: Task[Any, Any], job_id: str) -> str | None:
+    def plan_job(
+        self: Task[Any, Any], job_id: str, record: dict[str, Any] | None = None
+    ) -> str | None:
+        accepted = None if record is None else JobRecord.model_validate(record)
         try:
-            status = planner()(job_id)
+            status = planner()(job_id, accepted)
         except PlanningBusyError:
             raise self.retry(countdown=BUSY_RETRY) from None
         log.info("job %s planned: %s", job_id, status or "left alone")

@@ -98,14 +98,16 @@ def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) 
 
 def plan_into(
     store: Store, documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
-) -> tuple[Manifest, dict[str, str]]:
-    """Plan a job into the store; return the manifest in force and the texts by document id.
+) -> tuple[Manifest, dict[str, str], bool]:
+    """Plan a job into the store; return the manifest in force, the texts by document id,
+    and whether the plan is new (no manifest was stored for the job id before).
 
     A manifest already stored for the job id is kept (:func:`write_plan`).
     """
-    manifest = write_plan(store, plan_job(documents, options, job_id=job_id), documents)
+    planned = plan_job(documents, options, job_id=job_id)
+    manifest = write_plan(store, planned, documents)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
-    return manifest, texts
+    return manifest, texts, manifest is planned
 
 
 def start_job(
@@ -116,20 +118,26 @@ def start_job(
     texts: Mapping[str, str] | None = None,
     *,
     keep_chunks: bool = False,
+    fresh: bool = False,
 ) -> JobSnapshot:
     """Record a planned job in Redis from the store and send the chunks it misses.
 
     A failed or cancelled job runs again, re-running only what is missing.
     ``texts`` are the documents' texts by doc id; without them the source
-    texts stored beside the plan are read.
+    texts stored beside the plan are read. A ``fresh`` job, planned just
+    now, can have no chunk stored yet: the store is not listed for them.
     """
     job_id = manifest.job_id
     texts = texts if texts is not None else stored_texts(store, manifest)
     if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         # Retrying a failed or cancelled job re-runs only what is missing.
         mark_manifest(store, job_id, JobStatus.RUNNING, None)
-    snapshot = state.rebuild_from_store(store, manifest, keep_chunks=keep_chunks)
-    done = state.done_chunks(job_id)
+    if fresh:
+        snapshot = state.init(manifest, keep_chunks=keep_chunks)
+        done: set[str] = set()
+    else:
+        snapshot = state.rebuild_from_store(store, manifest, keep_chunks=keep_chunks)
+        done = state.done_chunks(job_id)
     sent = dispatch_chunks(producer, chunk_messages(manifest, texts, skip=done))
     if sent == 0 and state.claim_finalize(job_id, f"dispatch-{uuid.uuid4().hex}").last:
         dispatch_finalize(producer, job_id, keep_chunks=keep_chunks)

@@ -52,8 +52,8 @@ from ttsbatch.state import TERMINAL, JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store, open_store
 from ttsbatch.storage.s3 import S3Store
 
-#: Plans an accepted job, given its id (by default: queues the planning task).
-Plan = Callable[[str], object]
+#: Plans an accepted job, given its id and maybe its record (by default: queues the planning task).
+Plan = Callable[[str, JobRecord | None], object]
 CANCELLED_BY_USER = "cancelled by the user"
 
 #: Where the checksums of a finished job's files are kept once computed.
@@ -236,13 +236,15 @@ def accept_job(
     *,
     run_id: str | None = None,
     capped: bool = True,
-) -> str:
-    """Accept a job for ``tenant``: store its input, queue its planning; return its id.
+) -> Job:
+    """Accept a job for ``tenant``: store its input, queue its planning; return its resource.
 
     The job is ``queued`` until ``ttsbatch beat`` plans it; an input that
     cannot be read fails it then, with ingestion's message. The same job
     submitted again while it is active (or after it succeeded) is only
     recorded again (tags, webhook); a failed or cancelled one is accepted again.
+    The answer is made from what the request knows (no store read), unless
+    the job was known already.
 
     Raises:
         TooLargeError: over the documents or characters limit.
@@ -264,16 +266,17 @@ def accept_job(
             _record_again(services, entry)  # the same job again, while it runs or once it succeeded
             if status is JobStatus.SUCCEEDED:
                 services.registry.release(tenant, job_id)
-            return job_id
+            return show_job(services, entry)
         record = _job_record(entry, inputs=store_inputs(services.store, job_id, given))
         write_job_record(services.store, record)
         services.registry.add_job(entry)
         services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
-        services.plan(job_id)
+        services.plan(job_id, record)
     except BaseException:
         services.registry.release(tenant, job_id)
         raise
-    return job_id
+    warning = _waiting(services, JobStatus.QUEUED, options)
+    return render_unplanned(entry, JobStatus.QUEUED, None, warning=warning)
 
 
 def submit_job(
@@ -309,11 +312,13 @@ def submit_job(
         services.registry.add_job(entry)
         if _active(services, job_id):
             return job_id  # the same job submitted again while it runs
-        manifest, texts = plan_into(services.store, documents, options, job_id=job_id)
+        manifest, texts, fresh = plan_into(services.store, documents, options, job_id=job_id)
         if manifest.status is JobStatus.SUCCEEDED:
             services.registry.release(tenant, job_id)
         else:
-            start_job(services.store, services.state, services.producer, manifest, texts)
+            start_job(
+                services.store, services.state, services.producer, manifest, texts, fresh=fresh
+            )
     except BaseException:
         services.registry.release(tenant, job_id)
         raise
@@ -393,7 +398,7 @@ def _replan(state: JobState, plan: Plan, job_id: str) -> None:
     """Plan again a job accepted before Redis lost its state and its planning message."""
     if state.status(job_id) is None:
         state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
-        plan(job_id)
+        plan(job_id, None)
 
 
 def _refreshed(existing: JobEntry, entry: JobEntry) -> JobEntry:
@@ -688,11 +693,11 @@ def _retry_unplanned(services: Services, entry: JobEntry) -> None:
     check_workers(services, record.options.engine.engine)
     _reserve_retry(services, entry)
     try:
-        queued = {"status": JobStatus.QUEUED, "error": None}
-        write_job_record(services.store, record.model_copy(update=queued))
+        queued = record.model_copy(update={"status": JobStatus.QUEUED, "error": None})
+        write_job_record(services.store, queued)
         services.registry.add_job(entry)
         services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
-        services.plan(job_id)
+        services.plan(job_id, queued)
     except BaseException:
         services.registry.release(entry.tenant, job_id)
         raise

@@ -114,10 +114,9 @@ async def create_job(
     def submit() -> Job:
         given = _inputs(services, job_request, uploads)
         spec = JobSpec.model_validate(job_request.model_dump(include=set(JobSpec.model_fields)))
-        job_id = service.accept_job(services, tenant, given, spec)
+        job = service.accept_job(services, tenant, given, spec)
         if idempotency_key:
-            services.registry.remember(tenant, idempotency_key, job_id, digest)
-        job = service.show_job(services, service.owned(services, tenant, job_id))
+            services.registry.remember(tenant, idempotency_key, job.id, digest)
         request.app.state.metrics.jobs.labels(job.options.engine.engine).inc()
         return job
 

@@ -195,7 +195,7 @@ def test_with_require_workers_off_a_job_waits_for_workers_and_says_so(
 ) -> None:
     status, job = post(make_app(worker_queues=(), require_workers=False))
     assert status == 202, job
-    assert job["status"] == "running"
+    assert job["status"] == "queued"  # accepted; it waits to be planned and spoken
     assert job["warning"] == (
         f"no running worker serves engine espeak now (nobody consumes queue {LOCAL_QUEUE}"
         f" or {FINALIZE_QUEUE}): the job waits until one starts"
