@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from celery import Celery
 
-from scheduler.dispatch import chunk_messages, create_producer, dispatch_chunks, dispatch_finalize
-from scheduler.planning import plan_job, write_plan
+from scheduler.dispatch import create_producer
+from scheduler.planning import plan_into, start_job
 from scheduler.rescue import STALL_AFTER, rescue_active, rescue_job
 from ttsbatch import keys
 from ttsbatch.errors import JobError, StorageError
@@ -204,8 +203,7 @@ def _plan(
     store: Store, documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
 ) -> tuple[Manifest, dict[str, str]]:
     """Write the job's plan to the store; return the manifest in force and the texts by doc."""
-    manifest = write_plan(store, plan_job(documents, options, job_id=job_id), documents)
-    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    manifest, texts, _ = plan_into(store, documents, options, job_id=job_id)
     return manifest, texts
 
 
@@ -241,26 +239,9 @@ def start(
     ``texts`` are the documents' texts by doc id; without them the source
     texts stored beside the plan are read.
     """
-    job_id = manifest.job_id
-    texts = texts if texts is not None else _stored_texts(cluster, manifest)
-    if manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
-        # Retrying a failed or cancelled job re-runs only what is missing.
-        mark_manifest(cluster.store, job_id, JobStatus.RUNNING, None)
-    snapshot = cluster.state.rebuild_from_store(cluster.store, manifest, keep_chunks=keep_chunks)
-    done = cluster.state.done_chunks(job_id)
-    sent = dispatch_chunks(cluster.producer, chunk_messages(manifest, texts, skip=done))
-    if sent == 0 and cluster.state.claim_finalize(job_id, f"dispatch-{uuid.uuid4().hex}").last:
-        dispatch_finalize(cluster.producer, job_id, keep_chunks=keep_chunks)
-    return snapshot
-
-
-def _stored_texts(cluster: Cluster, manifest: Manifest) -> dict[str, str]:
-    return {
-        plan.doc: cluster.store.read(
-            keys.output_key(manifest.job_id, plan.doc, "source.txt")
-        ).decode()
-        for plan in manifest.documents
-    }
+    return start_job(
+        cluster.store, cluster.state, cluster.producer, manifest, texts, keep_chunks=keep_chunks
+    )
 
 
 def rescue_stalled(cluster: Cluster, *, stall_after: float = STALL_AFTER) -> dict[str, Rescue]:
