@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 from scheduler.ingest import ingest_file  # noqa: E402
 from scheduler.planning import plan_job, write_plan  # noqa: E402
 from ttsbatch import keys  # noqa: E402
+from ttsbatch.audio.stitching import SAMPLE_WIDTH  # noqa: E402
+from ttsbatch.audio.wav import HEADER_SIZE  # noqa: E402
 from ttsbatch.local import run_local  # noqa: E402
 from ttsbatch.models import (  # noqa: E402
     AudioFormat,
@@ -50,8 +52,6 @@ from ttsbatch.reporting import Progress  # noqa: E402
 from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
 from worker import stitching  # noqa: E402
-from worker.stitching import SAMPLE_WIDTH  # noqa: E402
-from worker.wav import HEADER_SIZE  # noqa: E402
 
 _engine = None
 

@@ -19,16 +19,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ttsbatch import keys
+from ttsbatch.audio import stitching
+from ttsbatch.audio.stitching import SAMPLE_WIDTH, Placement
+from ttsbatch.audio.texts import ChunkTexts, document_head
+from ttsbatch.audio.timeline import JSON_END, json_start
+from ttsbatch.audio.wav import HEADER_SIZE, wav_header
 from ttsbatch.errors import JobError
 from ttsbatch.models import AudioFormat, ChunkRecord, DocumentPlan, Manifest, TimingSource
 from ttsbatch.storage import ObjectPart
 from ttsbatch.storage.files import FILE_MODE, write_all
 from ttsbatch.storage.local import LocalStore
-from worker import stitching
-from worker.finalize import ChunkTexts, document_head, output_keys
-from worker.stitching import SAMPLE_WIDTH, Placement
-from worker.timeline import JSON_END, json_start
-from worker.wav import HEADER_SIZE, wav_header
 
 AUDIO, JOURNAL, WORDS, SRT, VTT = (
     "audio.part",
@@ -116,7 +116,7 @@ class Assembly:
         if self.format is AudioFormat.WAV:
             os.pwrite(self._audio, wav_header(self._end, self.rate), 0)
         self.close()
-        outputs = output_keys(self.job_id, self.plan, self.format)
+        outputs = keys.document_outputs(self.job_id, self.plan.doc, self.format.value)
         head = document_head(self.plan, self.placements, self.rate, self.kinds)
         words = self._key(WORDS)
         self.store.compose(

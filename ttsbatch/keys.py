@@ -59,3 +59,14 @@ def local_lock_key(job_id: str) -> str:
 def local_slots_key(job_id: str) -> str:
     """Return the key of the file through which pool processes hand chunks back."""
     return f"jobs/{job_id}/assembly/slots"
+
+
+def document_outputs(job_id: str, doc: str, audio_suffix: str) -> dict[str, str]:
+    """Return a document's outputs as ``{kind: key}``: audio, source, timestamps, srt, vtt."""
+    return {
+        "audio": output_key(job_id, doc, audio_suffix),
+        "source": output_key(job_id, doc, "source.txt"),
+        "timestamps": output_key(job_id, doc, "timestamps.json"),
+        "srt": output_key(job_id, doc, "srt"),
+        "vtt": output_key(job_id, doc, "vtt"),
+    }

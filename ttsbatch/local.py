@@ -25,6 +25,7 @@ from pathlib import Path
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.assembly import Assembly, discard, journaled, open_assembly
+from ttsbatch.audio.stitching import SAMPLE_WIDTH
 from ttsbatch.errors import EngineError, FatalEngineError, JobError
 from ttsbatch.models import ChunkRecord, Document, DocumentPlan, JobOptions, JobStatus, Manifest
 from ttsbatch.pools import Synthesized, default_jobs, on_threads, open_pool
@@ -35,7 +36,6 @@ from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
 from worker.finalize import write_succeeded
 from worker.retrying import RetryPolicy
-from worker.stitching import SAMPLE_WIDTH
 
 #: Slots are one per chunk in flight, at most this many (48 MiB).
 MAX_SLOTS = 24

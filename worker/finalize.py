@@ -8,37 +8,27 @@ Running it twice writes the same bytes again: it is safe to repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from ttsbatch import keys
+from ttsbatch.audio import stitching
+from ttsbatch.audio.stitching import SAMPLE_WIDTH, Placement
+from ttsbatch.audio.texts import ChunkTexts, document_head
+from ttsbatch.audio.timeline import JSON_END, json_start
+from ttsbatch.audio.wav import wav_header
 from ttsbatch.errors import JobError, ObjectNotFoundError
 from ttsbatch.manifests import write_manifest
 from ttsbatch.models import (
     AudioFormat,
     ChunkRecord,
-    ChunkSpan,
     DocumentPlan,
     JobStatus,
     Manifest,
-    SourceInfo,
-    Timestamps,
     TimingSource,
 )
-from ttsbatch.storage import ObjectPart, Part, Store, Writer
+from ttsbatch.storage import ObjectPart, Part, Store
 from ttsbatch.storage.readahead import read_ahead
-from worker import stitching, subtitles
-from worker.stitching import SAMPLE_WIDTH, Placement
-from worker.timeline import (
-    JSON_END,
-    document_timing,
-    json_start,
-    timed_chunk,
-    timed_words,
-    timeline_head,
-    word_line,
-)
-from worker.wav import wav_header
 
 
 def _load(store: Store, job_id: str, plan: DocumentPlan, index: int) -> ChunkRecord:
@@ -84,7 +74,7 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
     )
 
     fmt = manifest.options.audio_format
-    outputs = output_keys(job_id, plan, fmt)
+    outputs = keys.document_outputs(job_id, plan.doc, fmt.value)
     header = (
         wav_header(stitching.total_samples(placements), rate) if fmt is AudioFormat.WAV else b""
     )
@@ -101,17 +91,6 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
     return outputs
 
 
-def output_keys(job_id: str, plan: DocumentPlan, fmt: AudioFormat) -> dict[str, str]:
-    """Return a document's outputs as ``{kind: key}``: audio, source, timestamps, srt, vtt."""
-    return {
-        "audio": keys.output_key(job_id, plan.doc, fmt.value),
-        "source": keys.output_key(job_id, plan.doc, "source.txt"),
-        "timestamps": keys.output_key(job_id, plan.doc, "timestamps.json"),
-        "srt": keys.output_key(job_id, plan.doc, "srt"),
-        "vtt": keys.output_key(job_id, plan.doc, "vtt"),
-    }
-
-
 def _audio_parts(
     job_id: str, plan: DocumentPlan, placements: Sequence[Placement], header: bytes
 ) -> list[Part]:
@@ -123,58 +102,6 @@ def _audio_parts(
         if place.gap:
             parts.append(stitching.silence(place.gap))
     return parts
-
-
-def document_head(
-    plan: DocumentPlan, placements: Sequence[Placement], rate: int, kinds: Iterable[TimingSource]
-) -> Timestamps:
-    """Return the document's timestamps file without its words (chapters, chunks, totals)."""
-    return timeline_head(
-        chunks=plan.chunks,
-        placements=placements,
-        chapters=plan.chapters,
-        sample_rate=rate,
-        source=SourceInfo(
-            name=plan.source_name, sha256=plan.source_sha256, text_file=f"{plan.name}.source.txt"
-        ),
-        timing=document_timing(kinds),
-    )
-
-
-class ChunkTexts:
-    """Writes a document's words (the timestamps' array), SRT and WebVTT, chunk by chunk in order.
-
-    Both executors use it: finalize over stored records, and the local
-    executor as each chunk arrives.
-    """
-
-    def __init__(self, text: str, rate: int, *, words: Writer, srt: Writer, vtt: Writer) -> None:
-        self.text = text
-        self.rate = rate
-        self.words, self.srt, self.vtt = words, srt, vtt
-        self.cues = 0
-        self.first_word = True
-        vtt.write(subtitles.VTT_HEADER.encode())
-
-    def add(self, chunk: ChunkSpan, place: Placement, record: ChunkRecord) -> None:
-        """Write the words and subtitle cues of the next chunk."""
-        words = timed_words(chunk, record, place, self.rate)
-        timed = timed_chunk(chunk, place, self.rate)
-        srt: list[str] = []
-        vtt: list[str] = []
-        for cue in subtitles.chunk_cues(chunk, timed, words, self.text):
-            separator = "\n" if self.cues else ""
-            self.cues += 1
-            srt.append(separator + subtitles.srt_block(self.cues, cue))
-            vtt.append(separator + subtitles.vtt_block(cue))
-        self.srt.write("".join(srt).encode())
-        self.vtt.write("".join(vtt).encode())
-        if words:
-            lines = [word_line(word, first=False) for word in words]
-            if self.first_word:
-                lines[0] = word_line(words[0], first=True)
-                self.first_word = False
-            self.words.write(b"".join(lines))
 
 
 def _write_timeline(

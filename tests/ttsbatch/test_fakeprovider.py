@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from ttsbatch.audio.words import word_spans
 from ttsbatch.fakeprovider import (
     FakeProviderConfig,
     Fault,
@@ -24,7 +25,6 @@ from ttsbatch.fakeprovider.config import option_names
 from ttsbatch.fakeprovider.faults import choose_fault, retry_hint
 from ttsbatch.fakeprovider.framing import pieces, sse_event
 from ttsbatch.fakeprovider.streams import together_sse
-from worker.words import word_spans
 
 ORPHEUS = "canopylabs/orpheus-3b-0.1-ft"
 

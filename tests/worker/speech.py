@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ttsbatch.audio.words import word_spans
 from ttsbatch.errors import (
     AuthenticationError,
     EngineError,
@@ -12,7 +13,6 @@ from ttsbatch.errors import (
 )
 from ttsbatch.fakeprovider import Fault, expected_audio
 from ttsbatch.models import WordTiming
-from worker.words import word_spans
 
 TEXT = "Hello there, world. How are you? Fine, thanks!"
 

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ttsbatch.audio.words import word_spans
 from ttsbatch.errors import ConfigError, PermanentEngineError, RetryableEngineError
 from ttsbatch.models import TimingSource, WordTiming
 from worker.engines import espeak, libespeak
 from worker.engines.espeak import EspeakEngine, list_voices
 from worker.engines.espeak_timing import WordEvent, word_timings
-from worker.words import word_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 MIXED = (

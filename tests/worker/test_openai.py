@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.worker.speech import FAULTS, TEXT, expected_words
+from ttsbatch.audio.words import word_spans
 from ttsbatch.errors import (
     AuthenticationError,
     ConfigError,
@@ -24,7 +25,6 @@ from ttsbatch.models import TimingSource
 from ttsbatch.settings import OpenAISettings
 from worker.engines import Synthesis
 from worker.engines.openai import OpenAIEngine
-from worker.words import word_spans
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import httpx
 import pytest
 
+from ttsbatch.audio.wav import wav_header
 from ttsbatch.errors import PermanentEngineError, RetryableEngineError
 from worker.engines.audio import PcmCollector, parse_wav, read_audio_body
 from worker.engines.http import Provider
@@ -22,7 +23,6 @@ from worker.engines.wordtimes import (
     parse_word_event,
     word_timings,
 )
-from worker.wav import wav_header
 
 TOGETHER = Provider("Together", "TOGETHER_API_KEY")
 PCM = bytes(range(1, 41))  # 20 samples

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ttsbatch.audio.wav import wav_header
 from ttsbatch.fakeprovider.audio import render
 from ttsbatch.fakeprovider.config import (
     STATUS_FAULTS,
@@ -54,7 +55,6 @@ from ttsbatch.fakeprovider.streams import (
     raw_pcm,
     together_sse,
 )
-from worker.wav import wav_header
 
 SPEECH_PATHS = frozenset({"/v1/audio/speech", "/dev/captioned_speech"})
 OVER_CONCURRENCY = "over-concurrency"

@@ -1,6 +1,6 @@
 """Deterministic speech of the imitation provider: audio derived from the text alone.
 
-Each word of the text (:func:`worker.words.word_spans`, the one definition of a
+Each word of the text (:func:`ttsbatch.audio.words.word_spans`, the one definition of a
 word) becomes a tone whose period and loudness come from a hash of the word and
 whose length is proportional to the word's length, followed by a short silence.
 A test can therefore compute, sample for sample, what a correct client must
@@ -15,7 +15,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from worker.words import word_spans
+from ttsbatch.audio.words import word_spans
 
 # Speech-like pacing: 50 ms of tone per character, 100 ms of silence after a word.
 _TONE_PER_CHAR = 20  # sample_rate // 20 samples per character

@@ -5,7 +5,7 @@ events onto the text's words is :mod:`.espeak_timing`.
 
 Word timings come from ``espeakEVENT_WORD``: ``text_position`` is a 1-based
 index in code points (not bytes) of the UTF-8 text, ``sample`` the word's
-first sample. :func:`word_timings` maps them onto :func:`worker.words.word_spans`.
+first sample. :func:`word_timings` maps them onto :func:`ttsbatch.audio.words.word_spans`.
 
 Reproducibility: espeak-ng keeps synthesis state in C statics that no API call
 resets (pitch flutter phase, gain control), so a text's audio depends on what

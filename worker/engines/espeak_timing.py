@@ -2,7 +2,7 @@
 
 ``espeakEVENT_WORD`` gives, for each word espeak speaks, a 1-based index in
 code points of the text and the word's first sample; :func:`word_timings`
-turns them into a timing for every word of :func:`worker.words.word_spans`,
+turns them into a timing for every word of :func:`ttsbatch.audio.words.word_spans`,
 including the words espeak split or merged.
 """
 
@@ -12,8 +12,8 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
+from ttsbatch.audio.words import word_spans
 from ttsbatch.models import WordTiming
-from worker.words import word_spans
 
 _TRIM_WINDOW: Final = 8192  # samples scanned at a time for trailing silence
 

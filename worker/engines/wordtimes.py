@@ -4,7 +4,7 @@ Providers report words as strings with start/end times in seconds, once for
 the whole input or once per segment, from the start of the response or
 restarting at 0 per segment (tts-protocol.md). :class:`WordClock` turns them
 into sample offsets on one timeline; :func:`word_timings` maps them onto the
-chunk's characters with :func:`worker.words.align`.
+chunk's characters with :func:`ttsbatch.audio.words.align`.
 
 Placing a segment needs one number: where its audio starts in the response.
 A segment whose first start lies more than :data:`RELATIVE_TOLERANCE` before
@@ -42,9 +42,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ttsbatch.audio.words import align, word_spans
 from ttsbatch.errors import RetryableEngineError
 from ttsbatch.models import WordTiming
-from worker.words import align, word_spans
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from ttsbatch.audio import stitching
+from ttsbatch.audio.subtitles import build_cues, to_srt, to_vtt
+from ttsbatch.audio.timeline import JSON_END, build_timestamps, json_start, word_line
 from ttsbatch.models import (
     BreakKind,
     Chapter,
@@ -14,9 +17,6 @@ from ttsbatch.models import (
     TimingSource,
     WordTiming,
 )
-from worker import stitching
-from worker.subtitles import build_cues, to_srt, to_vtt
-from worker.timeline import JSON_END, build_timestamps, json_start, word_line
 
 TEXT = "Chapter I.\n\nIt is a truth. Very true.\n\nChapter II.\n\nThe end."
 #       0         10  12                  37  39           51  53

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ttsbatch.audio import stitching
 from ttsbatch.errors import JobError
 from ttsbatch.models import BreakKind, ChunkSpan, Pauses
-from worker import stitching
 
 BREAKS = [BreakKind.SENTENCE, BreakKind.PARAGRAPH, BreakKind.CHAPTER, BreakKind.NONE]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 
+from ttsbatch.audio.stitching import Placement, total_samples
 from ttsbatch.models import (
     Chapter,
     ChunkRecord,
@@ -22,7 +23,6 @@ from ttsbatch.models import (
     Timestamps,
     TimingSource,
 )
-from worker.stitching import Placement, total_samples
 
 
 def seconds(samples: int, sample_rate: int) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.words import align, word_spans
+from ttsbatch.audio.words import align, word_spans
 
 
 def test_words_keep_inner_apostrophes_hyphens_and_decimals() -> None:

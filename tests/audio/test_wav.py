@@ -7,8 +7,8 @@ import wave
 
 import pytest
 
+from ttsbatch.audio.wav import HEADER_SIZE, wav_header
 from ttsbatch.errors import JobError
-from worker.wav import HEADER_SIZE, wav_header
 
 
 def test_header_and_samples_read_back_with_the_standard_library() -> None:
