@@ -15,7 +15,7 @@ from scheduler.api.service import Services, submit_job
 from scheduler.api.sources import Upload, from_upload
 from scheduler.models import JobSpec
 from scheduler.ports import Ports, SourceFile
-from ttsbatch import distributed
+from scheduler.rescue import rescue_active
 from ttsbatch.settings import Settings
 
 
@@ -36,7 +36,7 @@ def ports_of(services: Services) -> Ports:
         list_source=services.sources.list,
         read_source=lambda url, max_bytes: services.sources.read(url, max_bytes).data,
         submit=submit,
-        rescue=lambda: distributed.rescue_stalled(services.cluster),
+        rescue=lambda: rescue_active(services.store, services.state, services.producer),
     )
 
 

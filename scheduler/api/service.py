@@ -42,7 +42,7 @@ from scheduler.intake import Given, send_plan, store_inputs, too_many_characters
 from scheduler.planning import doc_ids, doc_ids_of, job_id_of, plan_into, start_job
 from scheduler.records import JobRecord, read_job_record, write_job_record
 from scheduler.webhooks import check_target
-from ttsbatch import distributed, keys, redisclient
+from ttsbatch import keys, redisclient
 from ttsbatch.manifests import find_manifest
 from ttsbatch.messages import FINALIZE_QUEUE, queue_for
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
@@ -108,11 +108,6 @@ class Services:
     def roster(self) -> Roster:
         """The workers' heartbeats, in the job state's Redis and namespace."""
         return Roster(self.state.client, namespace=self.state.namespace)
-
-    @property
-    def cluster(self) -> distributed.Cluster:
-        """The store, job state and producer, as the distributed executor takes them."""
-        return distributed.Cluster(store=self.store, state=self.state, producer=self.producer)
 
 
 def iso(timestamp: float | None) -> str | None:
