@@ -43,13 +43,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ttsbatch.devstack import (  # noqa: E402
+from ttsbatch.dev.services import LOOPBACK, RedisServer, SeaweedFS, free_port  # noqa: E402
+from ttsbatch.dev.stack import (  # noqa: E402
     queues_for,
     stop_process,
     ttsbatch_command,
     worker_command,
 )
-from ttsbatch.services import LOOPBACK, RedisServer, SeaweedFS, free_port  # noqa: E402
 from ttsbatch.storage.s3 import S3Store, create_client  # noqa: E402
 
 TERMINAL = {"succeeded", "failed", "cancelled"}
@@ -194,7 +194,7 @@ def main() -> None:  # noqa: PLR0915 - one linear scenario
                 [
                     sys.executable,
                     "-c",
-                    "from ttsbatch.cli_client import api; api()",
+                    "from ttsbatch.cli.client import api; api()",
                     "--port",
                     str(port),
                 ],

@@ -48,10 +48,13 @@ sys.path.insert(0, str(ROOT))
 from scheduler.dispatch import create_producer  # noqa: E402
 from scheduler.ingest import ingest_file, ingest_text  # noqa: E402
 from ttsbatch import keys  # noqa: E402
-from ttsbatch.devstack import queues_for, stop_process, worker_command  # noqa: E402
-from ttsbatch.distributed import Cluster, follow, run_distributed, submit  # noqa: E402
-from ttsbatch.fakeprovider import FakeProviderConfig, run_in_thread  # noqa: E402
-from ttsbatch.local import run_local  # noqa: E402
+from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread  # noqa: E402
+from ttsbatch.dev.services import RedisServer, SeaweedFS, free_port  # noqa: E402
+from ttsbatch.dev.stack import queues_for, stop_process, worker_command  # noqa: E402
+from ttsbatch.executors.distributed import Cluster, follow, run_distributed, submit  # noqa: E402
+from ttsbatch.executors.local import run_local  # noqa: E402
+from ttsbatch.executors.outputs import download_outputs  # noqa: E402
+from ttsbatch.executors.reporting import Progress  # noqa: E402
 from ttsbatch.models import (  # noqa: E402
     BreakKind,
     Chapter,
@@ -64,9 +67,6 @@ from ttsbatch.models import (  # noqa: E402
     Manifest,
     TimingSource,
 )
-from ttsbatch.outputs import download_outputs  # noqa: E402
-from ttsbatch.reporting import Progress  # noqa: E402
-from ttsbatch.services import RedisServer, SeaweedFS, free_port  # noqa: E402
 from ttsbatch.settings import Settings, TogetherSettings  # noqa: E402
 from ttsbatch.state import JobState  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
@@ -117,7 +117,7 @@ def start_provider(port: int, ttfb: float, log_dir: Path, *options: str) -> subp
         [
             sys.executable,
             "-m",
-            "ttsbatch.fakeprovider",
+            "ttsbatch.dev.fakeprovider",
             "--port",
             str(port),
             f"ttfb={ttfb}",

@@ -39,7 +39,8 @@ from scheduler.planning import plan_job, write_plan  # noqa: E402
 from ttsbatch import keys  # noqa: E402
 from ttsbatch.audio.stitching import SAMPLE_WIDTH  # noqa: E402
 from ttsbatch.audio.wav import HEADER_SIZE  # noqa: E402
-from ttsbatch.local import run_local  # noqa: E402
+from ttsbatch.executors.local import run_local  # noqa: E402
+from ttsbatch.executors.reporting import Progress  # noqa: E402
 from ttsbatch.models import (  # noqa: E402
     AudioFormat,
     ChunkRecord,
@@ -48,7 +49,6 @@ from ttsbatch.models import (  # noqa: E402
     JobStatus,
     Manifest,
 )
-from ttsbatch.reporting import Progress  # noqa: E402
 from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
 from worker import stitching  # noqa: E402
@@ -94,7 +94,7 @@ if sys.argv[3] == "finalize":
     from worker.finalize import finalize_job
     finalize_job(store, manifest, keep_chunks=True)
 else:
-    from ttsbatch.assembly import discard, open_assembly
+    from ttsbatch.executors.assembly import discard, open_assembly
     plan = manifest.documents[0]
     text = store.read(keys.output_key(manifest.job_id, plan.doc, "source.txt")).decode()
     assembly = open_assembly(store, manifest, plan, text)

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from scheduler.ingest import ingest_file  # noqa: E402
 from scheduler.planning import plan_job  # noqa: E402
-from ttsbatch.fakeprovider import expected_audio  # noqa: E402
+from ttsbatch.dev.fakeprovider import expected_audio  # noqa: E402
 from ttsbatch.models import EngineSpec, JobOptions  # noqa: E402
 from worker.engines.factory import default_max_chars  # noqa: E402
 
@@ -93,7 +93,7 @@ def provider(ttfb: float, rtf: float) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     options = [f"ttfb={ttfb}", f"rtf={rtf}", f"api_key={KEY}"]
     server = subprocess.Popen(
-        [sys.executable, "-m", "ttsbatch.fakeprovider", "--port", str(port), *options],
+        [sys.executable, "-m", "ttsbatch.dev.fakeprovider", "--port", str(port), *options],
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
     )

@@ -32,8 +32,8 @@ from httpx_sse import EventSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ttsbatch.fakeprovider import FakeProviderConfig, expected_audio
-from ttsbatch.fakeprovider.streams import together_sse
+from ttsbatch.dev.fakeprovider import FakeProviderConfig, expected_audio
+from ttsbatch.dev.fakeprovider.streams import together_sse
 from ttsbatch.settings import TogetherSettings
 from worker.engines.http import Provider
 from worker.engines.sse import decode_stream
@@ -141,7 +141,7 @@ def per_chunk(chunks: int, delta_bytes: int) -> None:
         [
             sys.executable,
             "-m",
-            "ttsbatch.fakeprovider",
+            "ttsbatch.dev.fakeprovider",
             "--port",
             str(port),
             f"delta_bytes={delta_bytes}",

@@ -2,7 +2,7 @@
 
 Integration tests use real services (style.md). Each service fixture uses the
 one configured in the environment when it answers, and otherwise starts its own
-for the session (:mod:`ttsbatch.services`); it never skips.
+for the session (:mod:`ttsbatch.dev.services`); it never skips.
 
 * Redis: ``redis_url`` (session: the server), ``redis_db_url`` (per test: an
   empty database of its own, flushed afterwards). Configure with ``REDIS_URL``.
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 import redis
 
-from ttsbatch.services import RedisServer, SeaweedFS, redis_reachable
+from ttsbatch.dev.services import RedisServer, SeaweedFS, redis_reachable
 from ttsbatch.storage.local import LocalStore
 from ttsbatch.storage.s3 import MIN_PART_SIZE, S3Store, create_client
 

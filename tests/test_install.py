@@ -19,7 +19,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ttsbatch.services import find_weed
+from ttsbatch.dev.services import find_weed
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("ttsbatch", "scheduler", "worker")

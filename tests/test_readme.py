@@ -9,9 +9,9 @@ from tests.deploy import AWS_ENV, settings_env_names
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-# Read by click options of the API client commands (ttsbatch/cli_client.py), not settings.
+# Read by click options of the API client commands (ttsbatch/cli/client.py), not settings.
 CLIENT_ENV = {"TTSBATCH_SERVER", "TTSBATCH_API_KEY"}
-# Read by the CLI itself (ttsbatch/cli.py).
+# Read by the CLI itself (ttsbatch/cli/main.py).
 CLI_ENV = {"TTSBATCH_DEBUG"}
 
 

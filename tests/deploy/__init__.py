@@ -36,7 +36,7 @@ AWS_ENV = frozenset(
 #: Names read outside the settings models, each for a reason.
 ALLOWED_ENV = frozenset(
     {
-        "TTSBATCH_DEBUG",  # ttsbatch/cli.py: tracebacks instead of one-line errors
+        "TTSBATCH_DEBUG",  # ttsbatch/cli/main.py: tracebacks instead of one-line errors
     }
 )
 

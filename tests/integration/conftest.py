@@ -23,14 +23,14 @@ import redis
 
 from scheduler.dispatch import create_producer
 from scheduler.ingest import ingest_text
-from ttsbatch.devstack import queues_for, stop_process, worker_command
-from ttsbatch.distributed import Cluster
-from ttsbatch.fakeprovider import FakeProviderConfig, RunningProvider, run_in_thread
-from ttsbatch.local import run_local
+from ttsbatch.dev.fakeprovider import FakeProviderConfig, RunningProvider, run_in_thread
+from ttsbatch.dev.services import RedisServer
+from ttsbatch.dev.stack import queues_for, stop_process, worker_command
+from ttsbatch.executors.distributed import Cluster
+from ttsbatch.executors.local import run_local
+from ttsbatch.executors.outputs import download_outputs
 from ttsbatch.messages import ALL_QUEUES
 from ttsbatch.models import Chapter, Document, EngineSpec, JobOptions
-from ttsbatch.outputs import download_outputs
-from ttsbatch.services import RedisServer
 from ttsbatch.settings import Settings, TogetherSettings
 from ttsbatch.state import JobState
 from ttsbatch.storage.local import LocalStore

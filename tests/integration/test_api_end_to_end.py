@@ -28,13 +28,13 @@ from pydantic import SecretStr
 
 from scheduler.api import create_app
 from scheduler.ingest import ingest_text
-from ttsbatch import cli_client
+from ttsbatch.cli import client as cli_client
 from ttsbatch.client import ApiClient
-from ttsbatch.devstack import stop_process, ttsbatch_command
+from ttsbatch.dev.services import LOOPBACK, free_port
+from ttsbatch.dev.stack import stop_process, ttsbatch_command
 from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, PROVIDER_QUEUE
 from ttsbatch.models import Document
 from ttsbatch.roster import Roster
-from ttsbatch.services import LOOPBACK, free_port
 from ttsbatch.settings import ApiSettings, JobDefaults
 
 from .conftest import OPTIONS, Harness, make_book, wait_for

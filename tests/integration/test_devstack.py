@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from ttsbatch.distributed import run_distributed
+from ttsbatch.executors.distributed import run_distributed
 from ttsbatch.models import JobStatus
 from ttsbatch.settings import Settings
 
@@ -48,7 +48,7 @@ def dev_command(data_dir: Path, *flags: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "ttsbatch.cli_cluster",
+        "ttsbatch.cli.cluster",
         "dev",
         "--data-dir",
         str(data_dir),

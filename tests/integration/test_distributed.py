@@ -16,12 +16,12 @@ import pytest
 import redis
 
 from ttsbatch import keys
-from ttsbatch.distributed import cancel_job, follow, run_distributed, submit
 from ttsbatch.errors import JobError
+from ttsbatch.executors.distributed import cancel_job, follow, run_distributed, submit
+from ttsbatch.executors.outputs import download_outputs
+from ttsbatch.executors.reporting import Progress
 from ttsbatch.messages import PROVIDER_QUEUE
 from ttsbatch.models import Document, JobStatus, Manifest
-from ttsbatch.outputs import download_outputs
-from ttsbatch.reporting import Progress
 
 from .conftest import OPTIONS, Harness, make_book, sha, wait_for
 
@@ -147,7 +147,7 @@ def test_a_job_wiped_from_redis_mid_run_is_resumed_from_the_store_alone(
         [
             sys.executable,
             "-m",
-            "ttsbatch.cli_cluster",
+            "ttsbatch.cli.cluster",
             "resume",
             job_id,
             "-o",

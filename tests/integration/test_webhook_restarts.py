@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from scheduler.webhooks import EVENT_HEADER, ID_HEADER, TIMESTAMP_HEADER, signing_key, verify
-from ttsbatch.devstack import ttsbatch_command
+from ttsbatch.dev.services import LOOPBACK, free_port, log_tail, stop_process
+from ttsbatch.dev.stack import ttsbatch_command
 from ttsbatch.models import JobStatus
-from ttsbatch.services import LOOPBACK, free_port, log_tail, stop_process
 from ttsbatch.state import JobState
 
 from ..scheduler.receiver import receiving

@@ -13,9 +13,10 @@ import pytest
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
-from ttsbatch.assembly import AUDIO, JOURNAL, Assembly, open_assembly
 from ttsbatch.errors import JobError
-from ttsbatch.local import _only_run, run_local
+from ttsbatch.executors.assembly import AUDIO, JOURNAL, Assembly, open_assembly
+from ttsbatch.executors.local import _only_run, run_local
+from ttsbatch.executors.slots import SLOT_BYTES, Slots
 from ttsbatch.models import (
     ChunkRecord,
     DocumentPlan,
@@ -26,7 +27,6 @@ from ttsbatch.models import (
     WordTiming,
 )
 from ttsbatch.settings import Settings
-from ttsbatch.slots import SLOT_BYTES, Slots
 from ttsbatch.storage.local import LocalStore
 from worker.finalize import finalize_job
 
@@ -155,7 +155,7 @@ def test_without_shared_memory_chunks_come_back_through_the_pipe_with_the_same_r
         return outputs(store, manifest.outputs[manifest.documents[0].doc])
 
     shared = run(tmp_path / "shared")
-    monkeypatch.setattr("ttsbatch.local._shared_slots", lambda _path, _count: None)
+    monkeypatch.setattr("ttsbatch.executors.local._shared_slots", lambda _path, _count: None)
     assert run(tmp_path / "piped") == shared
 
 

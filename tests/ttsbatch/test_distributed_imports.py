@@ -9,7 +9,7 @@ import sys
 def test_importing_the_distributed_executor_and_the_api_loads_nothing_of_worker() -> None:
     # A fresh interpreter: this test process has imported worker already.
     code = (
-        "import sys, ttsbatch.distributed, scheduler.api.app;"
+        "import sys, ttsbatch.executors.distributed, scheduler.api.app;"
         " print(sorted(m for m in sys.modules if m.split('.')[0] == 'worker'))"
     )
     result = subprocess.run(

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ttsbatch.audio.words import word_spans
-from ttsbatch.fakeprovider import (
+from ttsbatch.dev.fakeprovider import (
     FakeProviderConfig,
     Fault,
     RunningProvider,
@@ -21,10 +21,10 @@ from ttsbatch.fakeprovider import (
     parse_options,
     run_in_thread,
 )
-from ttsbatch.fakeprovider.config import option_names
-from ttsbatch.fakeprovider.faults import choose_fault, retry_hint
-from ttsbatch.fakeprovider.framing import pieces, sse_event
-from ttsbatch.fakeprovider.streams import together_sse
+from ttsbatch.dev.fakeprovider.config import option_names
+from ttsbatch.dev.fakeprovider.faults import choose_fault, retry_hint
+from ttsbatch.dev.fakeprovider.framing import pieces, sse_event
+from ttsbatch.dev.fakeprovider.streams import together_sse
 
 ORPHEUS = "canopylabs/orpheus-3b-0.1-ft"
 

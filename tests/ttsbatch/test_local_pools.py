@@ -13,11 +13,11 @@ import pytest
 
 from scheduler.ingest import ingest_text
 from tests.ttsbatch.interrupting import chunks_journaled, interrupt_after
-from ttsbatch.fakeprovider import FakeProviderConfig, run_in_thread
-from ttsbatch.local import _next_batch, run_local
+from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
+from ttsbatch.executors.local import _next_batch, run_local
+from ttsbatch.executors.pools import default_jobs, on_threads
+from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.models import EngineSpec, JobOptions
-from ttsbatch.pools import default_jobs, on_threads
-from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import ProviderLimits, Settings, TogetherSettings
 from ttsbatch.storage.local import LocalStore
 

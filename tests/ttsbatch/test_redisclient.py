@@ -11,8 +11,8 @@ from pydantic import SecretStr
 
 from scheduler.dispatch import create_producer, dispatch_finalize
 from ttsbatch import redisclient
+from ttsbatch.dev.services import free_port
 from ttsbatch.errors import BrokerError
-from ttsbatch.services import free_port
 from ttsbatch.settings import ApiSettings, Settings
 from ttsbatch.storage.local import LocalStore
 

@@ -11,7 +11,7 @@ import redis
 from scheduler.dispatch import create_producer
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
-from ttsbatch.distributed import Cluster, rescue_stalled
+from ttsbatch.executors.distributed import Cluster, rescue_stalled
 from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, chunk_id
 from ttsbatch.models import EngineSpec, JobOptions, JobStatus, Manifest
 from ttsbatch.settings import Settings

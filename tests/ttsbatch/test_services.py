@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from ttsbatch.services import (
+from ttsbatch.dev.services import (
     RedisServer,
     SeaweedFS,
     ServiceError,

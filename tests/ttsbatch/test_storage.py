@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
+from ttsbatch.dev.services import SeaweedFS, free_port
 from ttsbatch.errors import (
     ConfigError,
     ObjectNotFoundError,
@@ -22,7 +23,6 @@ from ttsbatch.errors import (
     StoreAccessError,
     TransientStorageError,
 )
-from ttsbatch.services import SeaweedFS, free_port
 from ttsbatch.storage import ObjectPart, Store, open_store
 from ttsbatch.storage.s3 import MIN_PART_SIZE, S3Store, create_client
 

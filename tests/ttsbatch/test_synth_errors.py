@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from scheduler.ingest import ingest_file
 from scheduler.splitting import split
 from tests.scheduler.test_ingest_epub import EXTERNAL, XHTML_TYPE, epub, opf, xhtml
-from ttsbatch.cli import main
+from ttsbatch.cli.main import main
 
 
 def _valid_members() -> dict[str, str | bytes]:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from ttsbatch.fakeprovider import FakeProviderConfig, run_in_thread
-from ttsbatch.fakeprovider.config import RETRYABLE_FAULTS
-from ttsbatch.fakeprovider.server import RunningProvider
+from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
+from ttsbatch.dev.fakeprovider.config import RETRYABLE_FAULTS
+from ttsbatch.dev.fakeprovider.server import RunningProvider
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ttsbatch.fakeprovider import RunningProvider, run_in_thread
+from ttsbatch.dev.fakeprovider import RunningProvider, run_in_thread
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ttsbatch.audio.words import word_spans
+from ttsbatch.dev.fakeprovider import Fault, expected_audio
 from ttsbatch.errors import (
     AuthenticationError,
     EngineError,
@@ -11,7 +12,6 @@ from ttsbatch.errors import (
     RateLimitedError,
     RetryableEngineError,
 )
-from ttsbatch.fakeprovider import Fault, expected_audio
 from ttsbatch.models import WordTiming
 
 TEXT = "Hello there, world. How are you? Fine, thanks!"

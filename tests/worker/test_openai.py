@@ -11,6 +11,7 @@ import pytest
 
 from tests.worker.speech import FAULTS, TEXT, expected_words
 from ttsbatch.audio.words import word_spans
+from ttsbatch.dev.fakeprovider import Fault, RunningProvider, expected_audio
 from ttsbatch.errors import (
     AuthenticationError,
     ConfigError,
@@ -20,7 +21,6 @@ from ttsbatch.errors import (
     RateLimitedError,
     RetryableEngineError,
 )
-from ttsbatch.fakeprovider import Fault, RunningProvider, expected_audio
 from ttsbatch.models import TimingSource
 from ttsbatch.settings import OpenAISettings
 from worker.engines import Synthesis

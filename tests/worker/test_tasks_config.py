@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ttsbatch.cli_cluster import default_concurrency, default_pool, worker_argv
+from ttsbatch.cli.cluster import default_concurrency, default_pool, worker_argv
 from ttsbatch.errors import RetryableEngineError
 from ttsbatch.messages import ALL_QUEUES, FINALIZE_JOB, PROVIDER_QUEUE, SYNTHESIZE_CHUNK
 from ttsbatch.settings import ProviderLimits, Settings, WorkerSettings

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.worker.speech import FAULTS, TEXT, expected_words
+from ttsbatch.dev.fakeprovider import Fault, RunningProvider, expected_audio
 from ttsbatch.errors import (
     AuthenticationError,
     ConfigError,
@@ -19,7 +20,6 @@ from ttsbatch.errors import (
     PermanentEngineError,
     RetryableEngineError,
 )
-from ttsbatch.fakeprovider import Fault, RunningProvider, expected_audio
 from ttsbatch.models import TimingSource
 from ttsbatch.settings import TogetherSettings
 from worker.engines import Synthesis

@@ -9,6 +9,7 @@ with the book.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from ttsbatch.audio import subtitles
 from ttsbatch.audio.stitching import Placement
@@ -27,7 +28,14 @@ from ttsbatch.models import (
     Timestamps,
     TimingSource,
 )
-from ttsbatch.storage import Writer
+
+
+class Sink(Protocol):
+    """Where the texts go: a store's object writer, an open file, a buffer."""
+
+    def write(self, data: bytes, /) -> int:
+        """Append ``data``; return the number of bytes taken."""
+        ...
 
 
 def document_head(
@@ -53,7 +61,7 @@ class ChunkTexts:
     executor as each chunk arrives.
     """
 
-    def __init__(self, text: str, rate: int, *, words: Writer, srt: Writer, vtt: Writer) -> None:
+    def __init__(self, text: str, rate: int, *, words: Sink, srt: Sink, vtt: Sink) -> None:
         self.text = text
         self.rate = rate
         self.words, self.srt, self.vtt = words, srt, vtt

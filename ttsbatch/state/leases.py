@@ -5,7 +5,7 @@ wait) or a broker visibility timeout (six minutes by default). Now every chunk
 a worker works on holds a *lease* in Redis that the worker renews while it is
 alive (:class:`worker.tasks.leases.LeaseKeeper`, a thread in each worker
 process, every third of the lease's lifetime); a rescuer
-(:func:`ttsbatch.distributed.rescue_stalled`, a follower's poll) claims every
+(:func:`ttsbatch.executors.distributed.rescue_stalled`, a follower's poll) claims every
 chunk whose lease ran out without the chunk being stored and sends it again.
 So a dead worker's chunks return about one lease lifetime
 (``TTSBATCH_WORKER_LEASE_TTL``, 15 s) after it died.

@@ -2,7 +2,7 @@
 
 espeak-ng burns CPU and is not thread-safe: it runs in a pool of processes,
 one engine each, that hand each chunk's PCM back through a slots file
-(:mod:`ttsbatch.slots`). A provider engine (together, openai) mostly waits on
+(:mod:`ttsbatch.executors.slots`). A provider engine (together, openai) mostly waits on
 the network: it runs on threads of this process that share one engine, hence
 one httpx client (thread-safe, one connection pool), so nothing starts up per
 slot and many requests can be in flight. Which kind an engine is comes from
@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Protocol
 
 from ttsbatch.errors import EngineError, JobError, TtsBatchError
+from ttsbatch.executors.reporting import ChunkDone
+from ttsbatch.executors.slots import Slots
 from ttsbatch.messages import LOCAL_ENGINES
 from ttsbatch.models import ChunkRecord, JobOptions
-from ttsbatch.reporting import ChunkDone
 from ttsbatch.settings import Settings
-from ttsbatch.slots import Slots
 from worker.engines import Engine
 from worker.engines.factory import create_engine
 from worker.retrying import RetryPolicy

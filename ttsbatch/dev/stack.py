@@ -35,10 +35,7 @@ from types import FrameType
 
 import click
 
-from ttsbatch.errors import ConfigError
-from ttsbatch.messages import ALL_QUEUES, FINALIZE_QUEUE, LOCAL_ENGINES, PROVIDER_QUEUE
-from ttsbatch.roster import Roster
-from ttsbatch.services import (
+from ttsbatch.dev.services import (
     LOOPBACK,
     RedisServer,
     SeaweedFS,
@@ -50,6 +47,9 @@ from ttsbatch.services import (
     stop_process,
     wait_until,
 )
+from ttsbatch.errors import ConfigError
+from ttsbatch.messages import ALL_QUEUES, FINALIZE_QUEUE, LOCAL_ENGINES, PROVIDER_QUEUE
+from ttsbatch.roster import Roster
 from ttsbatch.settings import PROVIDER_EXAMPLES, ApiSettings
 from ttsbatch.storage.s3 import S3Store, create_client
 
@@ -99,7 +99,7 @@ def worker_command(
     *, queues: tuple[str, ...] = ALL_QUEUES, pool: str | None = None, concurrency: int | None = None
 ) -> list[str]:
     """Return the argv of one ``ttsbatch worker`` process (this interpreter)."""
-    argv = [sys.executable, "-m", "ttsbatch.cli_cluster", "worker", f"--queues={','.join(queues)}"]
+    argv = [sys.executable, "-m", "ttsbatch.cli.cluster", "worker", f"--queues={','.join(queues)}"]
     if pool:
         argv.append(f"--pool={pool}")
     if concurrency:
@@ -112,7 +112,7 @@ def ttsbatch_command(*args: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        "from ttsbatch.cli import main; main(prog_name='ttsbatch')",
+        "from ttsbatch.cli.main import main; main(prog_name='ttsbatch')",
         *args,
     ]
 
@@ -295,7 +295,7 @@ class DevStack:
         port = free_port()
         child = self._spawn(
             "the imitation provider",
-            [sys.executable, "-m", "ttsbatch.fakeprovider", "--port", str(port)],
+            [sys.executable, "-m", "ttsbatch.dev.fakeprovider", "--port", str(port)],
             data / "logs" / "fake-provider.log",
             os.environ,
         )

@@ -1,7 +1,7 @@
 """Commands of the distributed mode: ``worker``, ``dev``, ``resume``, ``cancel``, ``status``.
 
 They are registered in :mod:`ttsbatch.cli`'s main group; :data:`cluster` groups
-them too, so that ``python -m ttsbatch.cli_cluster worker`` works on its own.
+them too, so that ``python -m ttsbatch.cli.cluster worker`` works on its own.
 """
 
 from __future__ import annotations
@@ -127,9 +127,9 @@ def resume(job_id: str, outdir: Path | None, keep_chunks: bool, timeout: float |
 
     Stored chunks are not synthesised again; missing ones are queued.
     """
-    from ttsbatch.distributed import resume_job  # noqa: PLC0415 - keeps --help fast
-    from ttsbatch.outputs import check_writable, download_outputs  # noqa: PLC0415
-    from ttsbatch.progress import TerminalProgress  # noqa: PLC0415
+    from ttsbatch.executors.distributed import resume_job  # noqa: PLC0415 - keeps --help fast
+    from ttsbatch.executors.outputs import check_writable, download_outputs  # noqa: PLC0415
+    from ttsbatch.executors.progress import TerminalProgress  # noqa: PLC0415
 
     if outdir is not None:
         check_writable(outdir)
@@ -150,7 +150,7 @@ def resume(job_id: str, outdir: Path | None, keep_chunks: bool, timeout: float |
 @click.argument("job_id")
 def cancel(job_id: str) -> None:
     """Cancel JOB: queued chunks are dropped without calling the provider."""
-    from ttsbatch.distributed import cancel_job  # noqa: PLC0415 - keeps --help fast
+    from ttsbatch.executors.distributed import cancel_job  # noqa: PLC0415 - keeps --help fast
 
     if cancel_job(job_id, settings=Settings()):
         click.echo(f"job {job_id}: cancelled")
@@ -163,8 +163,8 @@ def cancel(job_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(job_id: str, as_json: bool) -> None:
     """Show JOB's status, progress and errors."""
-    from ttsbatch.distributed import job_status  # noqa: PLC0415 - keeps --help fast
-    from ttsbatch.progress import clock  # noqa: PLC0415
+    from ttsbatch.executors.distributed import job_status  # noqa: PLC0415 - keeps --help fast
+    from ttsbatch.executors.progress import clock  # noqa: PLC0415
 
     manifest, snapshot = job_status(job_id, settings=Settings())
     total = sum(len(plan.chunks) for plan in manifest.documents)
@@ -266,7 +266,7 @@ def dev(  # noqa: PLR0917 - click passes every option of a command as a paramete
     (TTSBATCH_DEFAULT_*): a job that names no engine is spoken by the workers'.
     Prints a curl that submits a job once the API and the workers are ready.
     """
-    from ttsbatch.devstack import DevOptions, run_dev  # noqa: PLC0415 - keeps --help fast
+    from ttsbatch.dev.stack import DevOptions, run_dev  # noqa: PLC0415 - keeps --help fast
 
     try:
         defaults = JobDefaults()

@@ -17,8 +17,8 @@ from rich.progress import (
 )
 from rich.progress import Progress as RichProgress
 
+from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.models import JobStatus, Manifest
-from ttsbatch.reporting import ChunkDone, Progress
 
 
 def clock(seconds: float) -> str:

@@ -17,9 +17,9 @@ Example::
 
 from __future__ import annotations
 
-from ttsbatch.fakeprovider.app import LogEntry, ProviderState, create_app, state_of
-from ttsbatch.fakeprovider.audio import expected_audio
-from ttsbatch.fakeprovider.config import (
+from ttsbatch.dev.fakeprovider.app import LogEntry, ProviderState, create_app, state_of
+from ttsbatch.dev.fakeprovider.audio import expected_audio
+from ttsbatch.dev.fakeprovider.config import (
     RETRYABLE_FAULTS,
     FakeProviderConfig,
     Fault,
@@ -30,7 +30,7 @@ from ttsbatch.fakeprovider.config import (
     StampPlace,
     parse_options,
 )
-from ttsbatch.fakeprovider.server import RunningProvider, main, run_in_thread
+from ttsbatch.dev.fakeprovider.server import RunningProvider, main, run_in_thread
 
 __all__ = [
     "RETRYABLE_FAULTS",

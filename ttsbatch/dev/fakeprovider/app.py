@@ -32,23 +32,23 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ttsbatch.audio.wav import wav_header
-from ttsbatch.fakeprovider.audio import render
-from ttsbatch.fakeprovider.config import (
+from ttsbatch.dev.fakeprovider.audio import render
+from ttsbatch.dev.fakeprovider.config import (
     STATUS_FAULTS,
     FakeProviderConfig,
     Fault,
     Shape,
     from_headers,
 )
-from ttsbatch.fakeprovider.faults import (
+from ttsbatch.dev.fakeprovider.faults import (
     ErrorAnswer,
     choose_fault,
     error_answer,
     error_event,
     unknown_voice,
 )
-from ttsbatch.fakeprovider.framing import encode_json, pieces, sse_event
-from ttsbatch.fakeprovider.streams import (
+from ttsbatch.dev.fakeprovider.framing import encode_json, pieces, sse_event
+from ttsbatch.dev.fakeprovider.streams import (
     Write,
     captioned_ndjson,
     openai_sse,

@@ -9,7 +9,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from ttsbatch.fakeprovider.config import FakeProviderConfig, Fault
+from ttsbatch.dev.fakeprovider.config import FakeProviderConfig, Fault
 
 HTML_500 = (
     "<html>\r\n<head><title>500 Internal Server Error</title></head>\r\n<body>\r\n"

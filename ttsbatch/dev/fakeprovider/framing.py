@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from ttsbatch.fakeprovider.config import FakeProviderConfig
+from ttsbatch.dev.fakeprovider.config import FakeProviderConfig
 
 
 def encode_json(payload: dict[str, Any]) -> str:

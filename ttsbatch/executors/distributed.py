@@ -3,7 +3,7 @@
 The caller ingests; :func:`run_distributed` plans into the store of
 ``TTSBATCH_STORE``, records the job in Redis, sends one message per missing
 chunk, and follows progress from Redis (a poll with a deadline, never
-``AsyncResult.get()``), reporting through the same :class:`~ttsbatch.reporting.Progress`
+``AsyncResult.get()``), reporting through the same :class:`~ttsbatch.executors.reporting.Progress`
 as the local executor. :func:`resume_job` restarts a job from the store alone
 (e.g. after Redis lost everything); :func:`cancel_job` stops one.
 :func:`submit`, :func:`start` and :func:`cancel` do the same without following
@@ -24,9 +24,9 @@ from scheduler.planning import plan_into, start_job
 from scheduler.rescue import STALL_AFTER, rescue_active, rescue_job
 from ttsbatch import keys
 from ttsbatch.errors import JobError, StorageError
+from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.messages import chunk_id
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
-from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
 from ttsbatch.state import JobSnapshot, JobState, Rescue, mark_manifest
 from ttsbatch.storage import Store, open_store

@@ -13,8 +13,8 @@ from typing import Any
 
 import uvicorn
 
-from ttsbatch.fakeprovider.app import DeliberateAbort, ProviderState, create_app
-from ttsbatch.fakeprovider.config import FakeProviderConfig
+from ttsbatch.dev.fakeprovider.app import DeliberateAbort, ProviderState, create_app
+from ttsbatch.dev.fakeprovider.config import FakeProviderConfig
 
 
 class _HideDeliberateAborts(logging.Filter):

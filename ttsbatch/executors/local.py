@@ -2,14 +2,14 @@
 
 The same ingest → split → synthesise → stitch functions as the distributed
 system; only the executor and the store (a local folder) differ. Chunks are
-synthesised by a pool (:mod:`ttsbatch.pools`): processes for espeak-ng (not
+synthesised by a pool (:mod:`ttsbatch.executors.pools`): processes for espeak-ng (not
 thread-safe, CPU-bound), threads of this process for provider engines
 (network-bound), with ``jobs`` chunks in flight.
 
 Chunks are not stored one by one: each is handed back to this process and
-added, in plan order, to its document's :class:`~ttsbatch.assembly.Assembly`,
+added, in plan order, to its document's :class:`~ttsbatch.executors.assembly.Assembly`,
 so the audio is written once. Pool processes put a chunk's PCM in a slot of a
-file all of them map (:mod:`ttsbatch.slots`) rather than send it through the
+file all of them map (:mod:`ttsbatch.executors.slots`) rather than send it through the
 pool's pipe; threads hand it over in memory.
 """
 
@@ -24,14 +24,14 @@ from pathlib import Path
 
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
-from ttsbatch.assembly import Assembly, discard, journaled, open_assembly
 from ttsbatch.audio.stitching import SAMPLE_WIDTH
 from ttsbatch.errors import EngineError, FatalEngineError, JobError
+from ttsbatch.executors.assembly import Assembly, discard, journaled, open_assembly
+from ttsbatch.executors.pools import Synthesized, default_jobs, on_threads, open_pool
+from ttsbatch.executors.reporting import ChunkDone, Progress
+from ttsbatch.executors.slots import Slots
 from ttsbatch.models import ChunkRecord, Document, DocumentPlan, JobOptions, JobStatus, Manifest
-from ttsbatch.pools import Synthesized, default_jobs, on_threads, open_pool
-from ttsbatch.reporting import ChunkDone, Progress
 from ttsbatch.settings import Settings
-from ttsbatch.slots import Slots
 from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
 from worker.finalize import write_succeeded
@@ -59,7 +59,7 @@ def run_local(
 
     Args:
         jobs: chunks in flight (processes for espeak, threads for providers);
-            by default :func:`ttsbatch.pools.default_jobs`.
+            by default :func:`ttsbatch.executors.pools.default_jobs`.
         keep_chunks: keep each document's journal of chunk records.
 
     Raises:

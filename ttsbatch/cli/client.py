@@ -168,7 +168,7 @@ def status(
 ) -> None:
     """Show JOB's status, progress and errors."""
     if not server:
-        from ttsbatch.cli_cluster import status as cluster_status  # noqa: PLC0415
+        from ttsbatch.cli.cluster import status as cluster_status  # noqa: PLC0415
 
         ctx.invoke(cluster_status, job_id=job_id, as_json=as_json)
         return

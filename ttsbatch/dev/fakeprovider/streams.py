@@ -11,15 +11,15 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from ttsbatch.fakeprovider.audio import Segment, SpokenWord, render
-from ttsbatch.fakeprovider.config import (
+from ttsbatch.dev.fakeprovider.audio import Segment, SpokenWord, render
+from ttsbatch.dev.fakeprovider.config import (
     FakeProviderConfig,
     Shape,
     StampMode,
     StampOrder,
     StampPlace,
 )
-from ttsbatch.fakeprovider.framing import cut, encode_json, sse_event
+from ttsbatch.dev.fakeprovider.framing import cut, encode_json, sse_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def together_sse(text: str, config: FakeProviderConfig, *, rate: int, model: str
     """Return the events of a streamed Together response for ``text``.
 
     The variant (item ids, timestamp mode, order and place) is the config's;
-    see :mod:`ttsbatch.fakeprovider.config`.
+    see :mod:`ttsbatch.dev.fakeprovider.config`.
     """
     pcm, segments = render(text, rate)
     writes: list[Write] = []

@@ -153,9 +153,9 @@ def synth(
     # Imported here so that `ttsbatch --help` stays fast.
     from scheduler.ingest import ingest_file  # noqa: PLC0415
     from ttsbatch import keys  # noqa: PLC0415
-    from ttsbatch.local import run_local  # noqa: PLC0415
-    from ttsbatch.outputs import check_writable, download_outputs  # noqa: PLC0415
-    from ttsbatch.progress import TerminalProgress, clock  # noqa: PLC0415
+    from ttsbatch.executors.local import run_local  # noqa: PLC0415
+    from ttsbatch.executors.outputs import check_writable, download_outputs  # noqa: PLC0415
+    from ttsbatch.executors.progress import TerminalProgress, clock  # noqa: PLC0415
     from ttsbatch.storage import Store  # noqa: PLC0415
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
@@ -181,7 +181,7 @@ def synth(
     store: Store
     try:
         if distributed:
-            from ttsbatch.distributed import run_distributed  # noqa: PLC0415
+            from ttsbatch.executors.distributed import run_distributed  # noqa: PLC0415
             from ttsbatch.roster import Roster  # noqa: PLC0415
 
             roster = Roster.from_url(settings.redis_url)
@@ -235,8 +235,8 @@ def fake_provider(port: int, host: str, options: tuple[str, ...]) -> None:
     """
     import dataclasses  # noqa: PLC0415
 
-    from ttsbatch.fakeprovider.config import FakeProviderConfig, option_names, parse_options  # noqa: PLC0415
-    from ttsbatch.fakeprovider.server import main as serve  # noqa: PLC0415
+    from ttsbatch.dev.fakeprovider.config import FakeProviderConfig, option_names, parse_options  # noqa: PLC0415
+    from ttsbatch.dev.fakeprovider.server import main as serve  # noqa: PLC0415
 
     pairs = dict(option.split("=", 1) for option in options if "=" in option)
     if len(pairs) != len(options):
@@ -252,7 +252,8 @@ def fake_provider(port: int, host: str, options: tuple[str, ...]) -> None:
 def _register() -> None:
     # Commands live beside the code they drive; `status` of the client falls back
     # to the cluster's own when no --server is given.
-    from ttsbatch import cli_client, cli_cluster  # noqa: PLC0415
+    from ttsbatch.cli import client as cli_client  # noqa: PLC0415
+    from ttsbatch.cli import cluster as cli_cluster  # noqa: PLC0415
 
     for command in (cli_cluster.worker, cli_cluster.dev, cli_cluster.resume, cli_cluster.cancel):
         main.add_command(command)

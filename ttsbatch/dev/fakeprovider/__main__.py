@@ -1,12 +1,12 @@
-"""``python -m ttsbatch.fakeprovider --port 8808 shape=b64 fault_rate=0.3``."""
+"""``python -m ttsbatch.dev.fakeprovider --port 8808 shape=b64 fault_rate=0.3``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
-from ttsbatch.fakeprovider.config import FakeProviderConfig, option_names, parse_options
-from ttsbatch.fakeprovider.server import main
+from ttsbatch.dev.fakeprovider.config import FakeProviderConfig, option_names, parse_options
+from ttsbatch.dev.fakeprovider.server import main
 
 
 def cli() -> None:
