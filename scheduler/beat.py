@@ -58,6 +58,7 @@ from scheduler.ports import Ports
 from scheduler.recovery import STORE_SETTING
 from scheduler.schedules import SCHEDULE_QUEUE, SCHEDULED_RUN, run_schedule
 from scheduler.webhooks import DELIVERY_TIMEOUT, Outcome, WebhookDelivery, backoff
+from ttsbatch.keys import RedisKeys
 from ttsbatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,8 @@ WEBHOOK_SCAN_INTERVAL: Final = 2.0
 MAX_LOOP_INTERVAL: Final = 5
 #: Seconds redbeat's lock outlives a beat that stopped renewing it.
 LOCK_TIMEOUT: Final = 30
-REDBEAT_PREFIX: Final = "ttsbatch:redbeat:"
-_UNACKED_PREFIX: Final = "ttsbatch:beat:"
+REDBEAT_PREFIX: Final = RedisKeys().redbeat
+_UNACKED_PREFIX: Final = RedisKeys().beat_unacked
 
 Connect = Callable[[], Ports]
 

@@ -41,6 +41,7 @@ from scheduler.records import (
     write_job_record,
 )
 from ttsbatch.errors import InputError, TtsBatchError
+from ttsbatch.keys import RedisKeys
 from ttsbatch.manifests import find_manifest
 from ttsbatch.models import Document, JobStatus, Manifest
 from ttsbatch.redisclient import outage
@@ -232,7 +233,7 @@ def plan_accepted(
         PlanningBusyError: another planner is planning the job now (a claim in
             Redis): try again in a moment, it will have started the job or died.
     """
-    claim = f"{state.namespace}:planning:{job_id}"
+    claim = RedisKeys(state.namespace).planning(job_id)
     if not state.client.set(claim, "1", nx=True, ex=PLAN_CLAIM_TTL):
         raise PlanningBusyError(f"job {job_id} is being planned by another planner")
     try:

@@ -20,6 +20,7 @@ from celery import Celery
 from scheduler.dispatch import chunk_messages, dispatch_chunks, dispatch_finalize
 from scheduler.splitting import split
 from ttsbatch import keys
+from ttsbatch.manifests import read_manifest, write_manifest
 from ttsbatch.models import Document, DocumentPlan, JobOptions, JobStatus, Manifest
 from ttsbatch.state import JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store
@@ -90,10 +91,9 @@ def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) 
         store.write(
             keys.output_key(manifest.job_id, plan.doc, "source.txt"), document.text.encode()
         )
-    key = keys.manifest_key(manifest.job_id)
-    if store.write(key, manifest.model_dump_json(by_alias=True, indent=1).encode(), if_absent=True):
+    if write_manifest(store, manifest, if_absent=True):
         return manifest
-    return Manifest.model_validate_json(store.read(key))
+    return read_manifest(store, manifest.job_id)
 
 
 def plan_into(

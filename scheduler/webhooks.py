@@ -51,6 +51,7 @@ from pydantic import ConfigDict, Field
 
 from scheduler.ports import JobRecord, Ports
 from ttsbatch.errors import InputError
+from ttsbatch.keys import RedisKeys
 from ttsbatch.models import Frozen, JobStatus
 from ttsbatch.state import TERMINAL, JobSnapshot
 
@@ -293,25 +294,25 @@ class Claims:
 
     def __init__(self, ports: Ports) -> None:
         self.client = ports.state.client
-        self.prefix = f"{ports.state.namespace}:webhook:"
+        self.keys = RedisKeys(ports.state.namespace)
 
     def take(self, delivery: str) -> bool:
         """Claim a delivery for enqueueing; False if another scan has (or it was sent)."""
         return bool(
-            self.client.set(self.prefix + delivery, "pending", nx=True, ex=PENDING_CLAIM_TTL)
+            self.client.set(self.keys.webhook(delivery), "pending", nx=True, ex=PENDING_CLAIM_TTL)
         )
 
     def sent(self, delivery: str) -> None:
         """Record that a claimed delivery is enqueued."""
-        self.client.set(self.prefix + delivery, "sent", ex=SENT_CLAIM_TTL)
+        self.client.set(self.keys.webhook(delivery), "sent", ex=SENT_CLAIM_TTL)
 
     def is_sent(self, delivery: str) -> bool:
         """Whether a delivery was enqueued."""
-        return cast("str | None", self.client.get(self.prefix + delivery)) == "sent"
+        return cast("str | None", self.client.get(self.keys.webhook(delivery))) == "sent"
 
     def release(self, delivery: str) -> None:
         """Give a claim back (enqueueing failed): the next scan tries again."""
-        self.client.delete(self.prefix + delivery)
+        self.client.delete(self.keys.webhook(delivery))
 
 
 def scan(ports: Ports, enqueue: Callable[[WebhookDelivery], object]) -> int:

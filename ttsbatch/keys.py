@@ -1,4 +1,6 @@
-"""The storage key layout (architecture.md), relative to a store's prefix.
+"""Where things are kept: the store's key layout and Redis's, each in one place.
+
+The store (architecture.md), relative to a store's prefix:
 
 ::
 
@@ -11,9 +13,74 @@
                                       order), words.part, srt.part, vtt.part
     jobs/<job_id>/assembly/.lock      held by the local run of the job
     jobs/<job_id>/assembly/slots      chunks on their way from pool processes
+
+Redis, under a namespace (``ttsbatch``), built by :class:`RedisKeys`; a job's
+own keys are listed in :mod:`ttsbatch.state.names`::
+
+    <ns>:active, <ns>:job:<id>[:<part>]   job state and chunk leases (ttsbatch.state)
+    <ns>:queue-workers:<queue>            worker heartbeats (ttsbatch.roster)
+    <ns>:limits:<provider>:<part>         shared provider limits (worker.limits)
+    <ns>:api:<…>                          the API's tenant index (scheduler.api.registry)
+    <ns>:webhook:<delivery id>            webhook deliveries enqueued (scheduler.webhooks)
+    <ns>:planning:<job id>                a planner's claim on a job (scheduler.intake)
+    <ns>:redbeat:<…>                      the beat's schedule entries and lock (redbeat)
+    <ns>:beat:<…>                         the beat's unacknowledged messages (kombu)
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+#: The Redis namespace of every key ttsbatch writes.
+NAMESPACE: Final = "ttsbatch"
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """The Redis key names under ``namespace`` (a test may choose another)."""
+
+    namespace: str = NAMESPACE
+
+    def job(self, job_id: str, part: str = "") -> str:
+        """The key of a job's hash, or of one of its parts (``done``, ``leases``…)."""
+        return f"{self.namespace}:job:{job_id}{':' + part if part else ''}"
+
+    @property
+    def active(self) -> str:
+        """The set of jobs under way."""
+        return f"{self.namespace}:active"
+
+    def queue_workers(self, queue: str) -> str:
+        """The sorted set of workers whose heartbeat says they consume ``queue``."""
+        return f"{self.namespace}:queue-workers:{queue}"
+
+    def limits(self, provider: str, part: str) -> str:
+        """A key of ``provider``'s shared limits (``leases``, ``state``, ``wake``)."""
+        return f"{self.namespace}:limits:{provider}:{part}"
+
+    @property
+    def api(self) -> str:
+        """The prefix of the API's tenant index."""
+        return f"{self.namespace}:api"
+
+    def webhook(self, delivery: str) -> str:
+        """The claim of a webhook delivery that a scan enqueued."""
+        return f"{self.namespace}:webhook:{delivery}"
+
+    def planning(self, job_id: str) -> str:
+        """A planner's claim on a job."""
+        return f"{self.namespace}:planning:{job_id}"
+
+    @property
+    def redbeat(self) -> str:
+        """The prefix of the beat's redbeat entries and lock."""
+        return f"{self.namespace}:redbeat:"
+
+    @property
+    def beat_unacked(self) -> str:
+        """The prefix of the beat's unacknowledged messages (kept apart from the workers')."""
+        return f"{self.namespace}:beat:"
 
 
 def job_prefix(job_id: str) -> str:

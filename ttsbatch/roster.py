@@ -25,6 +25,7 @@ from typing import Final
 import redis
 
 from ttsbatch import redisclient
+from ttsbatch.keys import NAMESPACE, RedisKeys
 from ttsbatch.messages import FINALIZE_QUEUE, queue_for
 
 #: Seconds between two heartbeats of a worker.
@@ -41,18 +42,18 @@ class Roster:
         namespace: key prefix, as :class:`ttsbatch.state.JobState`'s.
     """
 
-    def __init__(self, client: redis.Redis, *, namespace: str = "ttsbatch") -> None:
+    def __init__(self, client: redis.Redis, *, namespace: str = NAMESPACE) -> None:
         self.client = client
         self.namespace = namespace
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = "ttsbatch") -> Roster:
+    def from_url(cls, url: str, *, namespace: str = NAMESPACE) -> Roster:
         """Return a roster on the Redis at ``url`` (connects on first use)."""
         return cls(redisclient.connect(url, decode_responses=True), namespace=namespace)
 
     def key(self, queue: str) -> str:
         """Return the key of ``queue``'s sorted set of workers."""
-        return f"{self.namespace}:queue-workers:{queue}"
+        return RedisKeys(self.namespace).queue_workers(queue)
 
     def _now(self) -> float:
         seconds, micros = self.client.time()

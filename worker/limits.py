@@ -44,6 +44,7 @@ import redis
 from redis.commands.core import Script
 
 from ttsbatch.errors import BrokerError, EngineError, RateLimitedError, RetryableEngineError
+from ttsbatch.keys import NAMESPACE, RedisKeys
 from worker.engines import Engine, StopCheck, Synthesis
 
 #: A lease not renewed for this long is considered dead (its worker died).
@@ -154,7 +155,7 @@ class ProviderLimiter:
         rps: float,
         lease_ttl: float = DEFAULT_LEASE_TTL,
         burst: int = DEFAULT_BURST,
-        namespace: str = "ttsbatch",
+        namespace: str = NAMESPACE,
         renew: bool = True,
         clock: Callable[[], float] | None = None,
     ) -> None:
@@ -166,8 +167,10 @@ class ProviderLimiter:
         self.burst = burst
         self.renew_leases = renew
         self.clock = clock
-        base = f"{namespace}:limits:{provider}"
-        self._leases, self._state, self._wake = f"{base}:leases", f"{base}:state", f"{base}:wake"
+        names = RedisKeys(namespace)
+        self._leases, self._state, self._wake = (
+            names.limits(provider, part) for part in ("leases", "state", "wake")
+        )
         self._acquire = _script(client, "acquire")
         self._release = _script(client, "release")
         self._slow_down = _script(client, "slow_down")

@@ -40,6 +40,7 @@ from scheduler.records import (
     write_item,
 )
 from ttsbatch.errors import StorageError
+from ttsbatch.keys import NAMESPACE, RedisKeys
 from ttsbatch.manifests import find_manifest
 from ttsbatch.models import JobOptions, JobStatus
 from ttsbatch.storage import Store
@@ -111,12 +112,12 @@ class Registry:
         client: redis.Redis,
         *,
         store: Store | None = None,
-        namespace: str = "ttsbatch",
+        namespace: str = NAMESPACE,
         replan: Callable[[str], None] | None = None,
     ) -> None:
         self.client = client
         self.store = store
-        self.ns = f"{namespace}:api"
+        self.ns = RedisKeys(namespace).api
         self.replan = replan
         self._reserve = client.register_script(_RESERVE)
 

@@ -22,9 +22,9 @@ from celery import Celery
 from scheduler.dispatch import create_producer
 from scheduler.planning import plan_into, start_job
 from scheduler.rescue import STALL_AFTER, rescue_active, rescue_job
-from ttsbatch import keys
 from ttsbatch.errors import JobError, StorageError
 from ttsbatch.executors.reporting import ChunkDone, Progress
+from ttsbatch.manifests import find_manifest
 from ttsbatch.messages import chunk_id
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.settings import Settings
@@ -181,22 +181,6 @@ def load_manifest(store: Store, job_id: str) -> Manifest:
     if manifest is None:
         raise JobError(f"no job {job_id} in {store.url}: check the id and TTSBATCH_STORE")
     return manifest
-
-
-def find_manifest(store: Store, job_id: str) -> Manifest | None:
-    """Read a job's manifest; return None if the store holds none (never made, or purged).
-
-    Raises:
-        StorageError: the store failed to read a manifest it holds.
-        ValueError: the stored manifest is not a valid one.
-    """
-    key = keys.manifest_key(job_id)
-    try:
-        return Manifest.model_validate_json(store.read(key))
-    except (StorageError, ValueError):
-        if store.exists(key):
-            raise
-        return None
 
 
 def _plan(

@@ -22,6 +22,7 @@ from redis.typing import EncodableT, FieldT
 
 from ttsbatch import keys, redisclient
 from ttsbatch.errors import StorageError
+from ttsbatch.keys import NAMESPACE
 from ttsbatch.messages import chunk_id
 from ttsbatch.models import ChunkRecord, JobStatus, Manifest
 from ttsbatch.state.leases import ChunkLeases
@@ -51,7 +52,7 @@ class JobState:
     """
 
     def __init__(
-        self, client: redis.Redis, *, namespace: str = "ttsbatch", clock: Clock | None = None
+        self, client: redis.Redis, *, namespace: str = NAMESPACE, clock: Clock | None = None
     ) -> None:
         self.client = client
         self.namespace = namespace
@@ -68,7 +69,7 @@ class JobState:
 
     @classmethod
     def from_url(
-        cls, url: str, *, namespace: str = "ttsbatch", clock: Clock | None = None
+        cls, url: str, *, namespace: str = NAMESPACE, clock: Clock | None = None
     ) -> JobState:
         """Return the state of the Redis server at ``url``."""
         client = redisclient.connect(url, decode_responses=True)

@@ -22,19 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ttsbatch.keys import RedisKeys
+
 #: Every key of a job but its lock.
 PARTS = ("", "done", "events", "errors", "failed", "leases", "owners", "queued", "senders")
 
 
 @dataclass(frozen=True, slots=True)
-class JobKeys:
-    """Builds the key names of jobs under ``namespace``."""
-
-    namespace: str = "ttsbatch"
-
-    def job(self, job_id: str, part: str = "") -> str:
-        """The key of a job's hash, or of one of its parts (``done``, ``leases``…)."""
-        return f"{self.namespace}:job:{job_id}{':' + part if part else ''}"
+class JobKeys(RedisKeys):
+    """The key names of jobs under ``namespace`` (:class:`ttsbatch.keys.RedisKeys`), by part."""
 
     def parts(self, job_id: str, *parts: str) -> list[str]:
         """The keys of several parts of a job, in order."""
@@ -43,8 +39,3 @@ class JobKeys:
     def all(self, job_id: str) -> list[str]:
         """Every key of a job but its lock."""
         return self.parts(job_id, *PARTS)
-
-    @property
-    def active(self) -> str:
-        """The set of jobs under way."""
-        return f"{self.namespace}:active"
