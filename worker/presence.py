@@ -6,7 +6,7 @@ every :data:`~ttsbatch.roster.HEARTBEAT_INTERVAL` seconds from the worker's own
 event-loop timer, and withdraws it when the consumer stops (a warm shutdown, a
 lost broker connection). A worker killed outright drops out when its last
 heartbeat expires. The API refuses a job whose queue no live worker consumes
-(:mod:`scheduler.api.service`).
+(:mod:`scheduler.api.availability`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from scheduler.api.auth import KeyRing
 from scheduler.api.errors import UnauthorizedError
-from scheduler.api.service import Services
+from scheduler.api.services import Services
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: each key is a tenant.")
 

@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from scheduler.api.service import Services, submit_job
+from scheduler.api.services import Services
 from scheduler.api.sources import Upload, from_upload
+from scheduler.api.submission import submit_job
 from scheduler.models import JobSpec
 from scheduler.ports import Ports, SourceFile
 from scheduler.rescue import rescue_active

@@ -1,7 +1,8 @@
 """Inputs of a job become documents: inline text, uploads, and ``s3://`` sources.
 
 Limits are checked here, before anything is planned, with messages that say
-what to change.
+what to change: on a request's inputs as given (:func:`check_size`, a job
+the API accepts) or on ingested documents (:func:`check_limits`, a run's jobs).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from scheduler.api.errors import InvalidRequestError, TooLargeError, UnsupportedError
 from scheduler.ingest import ingest_bytes, ingest_text
 from scheduler.ingest.formats import SUPPORTED, detect
+from scheduler.intake import Given, too_many_characters
 from ttsbatch.errors import StorageError
 from ttsbatch.models import Document
 from ttsbatch.settings import ApiSettings
@@ -35,10 +37,7 @@ def from_upload(upload: Upload) -> Document:
         UnsupportedError: the file's format is not one of txt, md, html, epub.
         InputError: the file is empty or malformed.
     """
-    if detect(upload.filename, upload.data) is None:
-        raise UnsupportedError(
-            f"{upload.filename}: not a supported format; upload one of: {SUPPORTED}"
-        )
+    _check_format(upload.filename, upload.data)
     return ingest_bytes(upload.data, upload.filename)
 
 
@@ -47,22 +46,60 @@ def from_text(text: str, name: str) -> Document:
     return ingest_text(text, name)
 
 
+def file_input(filename: str, data: bytes) -> Given:
+    """Return an uploaded (or read) file as a job's input, its format known by name or content.
+
+    Raises:
+        UnsupportedError: not one of txt, md, html, epub.
+        InputError: it is empty.
+    """
+    _check_format(filename, data)
+    return Given.file(filename, data)
+
+
+def _check_format(filename: str, data: bytes) -> None:
+    if detect(filename, data) is None:
+        raise UnsupportedError(f"{filename}: not a supported format; upload one of: {SUPPORTED}")
+
+
 def check_limits(documents: Sequence[Document], limits: ApiSettings) -> None:
-    """Refuse a job over the configured size.
+    """Refuse a job of ingested documents over the configured size.
 
     Raises:
         TooLargeError: too many documents or characters, saying the limit.
     """
-    if len(documents) > limits.max_documents_per_job:
-        raise TooLargeError(
-            f"{len(documents)} documents in one job; the limit is"
-            f" {limits.max_documents_per_job}: split them over several jobs or use /v1/runs"
-        )
+    _check_count(len(documents), limits)
     chars = sum(len(document.text) for document in documents)
     if chars > limits.max_chars_per_job:
+        raise TooLargeError(too_many_characters(chars, limits.max_chars_per_job))
+
+
+def check_size(given: Sequence[Given], limits: ApiSettings) -> None:
+    """Refuse at once what is over the documents limit, or surely over the characters limit.
+
+    Inline text is counted as ingested (only when its raw length is over the
+    limit: ingestion drops whitespace and markup); files are counted when planned.
+
+    Raises:
+        TooLargeError: saying the limit.
+    """
+    _check_count(len(given), limits)
+    texts = [item for item in given if item.kind == "text"]
+    if sum(len(item.data) for item in texts) <= limits.max_chars_per_job:
+        return  # UTF-8 bytes are at least as many as characters
+    chars = sum(
+        len(ingest_text(item.data.decode("utf-8", "surrogatepass"), item.name).text)
+        for item in texts
+    )
+    if chars > limits.max_chars_per_job:
+        raise TooLargeError(too_many_characters(chars, limits.max_chars_per_job))
+
+
+def _check_count(documents: int, limits: ApiSettings) -> None:
+    if documents > limits.max_documents_per_job:
         raise TooLargeError(
-            f"{chars} characters in one job; the limit is {limits.max_chars_per_job}:"
-            " split the text over several jobs or use /v1/runs"
+            f"{documents} documents in one job; the limit is"
+            f" {limits.max_documents_per_job}: split them over several jobs or use /v1/runs"
         )
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from scheduler.api import service
+from scheduler.api import control, results, submission, views
 from scheduler.api.deps import ServicesDep, TenantDep
 from scheduler.api.errors import InvalidRequestError, NotFoundError
 from scheduler.api.routes.common import (
@@ -27,7 +27,8 @@ from scheduler.api.routes.common import (
     read_request,
 )
 from scheduler.api.schemas import Job, JobList, JobRequest, JobResult, JobSpec
-from scheduler.api.sources import Upload
+from scheduler.api.services import Services
+from scheduler.api.sources import Upload, file_input
 from scheduler.intake import Given
 from ttsbatch.errors import StorageError
 from ttsbatch.keys import job_prefix
@@ -43,7 +44,7 @@ KEEPALIVE: Final = 15.0
 _SUBMIT_BODY: Final = json_or_upload_body("JobRequest")
 
 
-def _inputs(services: service.Services, request: JobRequest, uploads: list[Upload]) -> list[Given]:
+def _inputs(services: Services, request: JobRequest, uploads: list[Upload]) -> list[Given]:
     given = sum(x is not None for x in (request.input, request.documents, request.source)) + bool(
         uploads
     )
@@ -59,7 +60,7 @@ def _inputs(services: service.Services, request: JobRequest, uploads: list[Uploa
         return [Given.text(doc.text, doc.name) for doc in request.documents]
     if request.source is not None:
         uploads = [services.sources.read(request.source, limit)]
-    return [service.file_input(upload.filename, upload.data) for upload in uploads]
+    return [file_input(upload.filename, upload.data) for upload in uploads]
 
 
 def _digest(data: object, uploads: list[Upload]) -> str:
@@ -109,12 +110,12 @@ async def create_job(
                 )
             entry = services.registry.job(job_id, tenant)
             if entry is not None:
-                return await run_in_threadpool(service.show_job, services, entry)
+                return await run_in_threadpool(views.show_job, services, entry)
 
     def submit() -> Job:
         given = _inputs(services, job_request, uploads)
         spec = JobSpec.model_validate(job_request.model_dump(include=set(JobSpec.model_fields)))
-        job = service.accept_job(services, tenant, given, spec)
+        job = submission.accept_job(services, tenant, given, spec)
         if idempotency_key:
             services.registry.remember(tenant, idempotency_key, job.id, digest)
         request.app.state.metrics.jobs.labels(job.options.engine.engine).inc()
@@ -143,7 +144,7 @@ def list_jobs(
         if not sep or not key:
             raise InvalidRequestError(f"tag filter {item!r}: write key=value")
         tags[key] = value
-    items, next_offset = service.list_jobs(
+    items, next_offset = views.list_jobs(
         services, tenant, status=status, tags=tags, offset=offset, limit=limit
     )
     return JobList(items=items, next_offset=next_offset)
@@ -152,7 +153,7 @@ def list_jobs(
 @router.get("/{job_id}", summary="Show a job", responses=NOT_FOUND)
 def get_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> Job:
     """Return status, progress (chunks, characters, audio seconds, ETA), errors and times."""
-    return service.show_job(services, service.owned(services, tenant, job_id))
+    return views.show_job(services, views.owned(services, tenant, job_id))
 
 
 @router.delete("/{job_id}", status_code=204, summary="Cancel a job", responses=NOT_FOUND)
@@ -163,7 +164,7 @@ def delete_job(
     purge: Annotated[bool, Query(description="Also delete every artefact of the job.")] = False,
 ) -> Response:
     """Cancel the job (queued chunks are dropped); with `purge=true` delete its artefacts."""
-    service.cancel(services, service.owned(services, tenant, job_id), purge=purge)
+    control.cancel(services, views.owned(services, tenant, job_id), purge=purge)
     return Response(status_code=204)
 
 
@@ -175,9 +176,9 @@ def delete_job(
 )
 def retry_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> Job:
     """Re-run only the chunks that are missing or failed, then stitch."""
-    entry = service.owned(services, tenant, job_id)
-    service.retry(services, entry)
-    return service.show_job(services, entry)
+    entry = views.owned(services, tenant, job_id)
+    control.retry(services, entry)
+    return views.show_job(services, entry)
 
 
 @router.get(
@@ -189,9 +190,9 @@ def get_result(
     job_id: str, request: Request, services: ServicesDep, tenant: TenantDep
 ) -> JobResult:
     """Return every output (audio, timestamps, source text, subtitles, manifest) with a URL."""
-    entry = service.owned(services, tenant, job_id)
+    entry = views.owned(services, tenant, job_id)
     base = str(request.base_url).rstrip("/")
-    files, expires = service.result_files(services, entry, base)
+    files, expires = results.result_files(services, entry, base)
     return JobResult(id=job_id, expires_in=expires, files=files)
 
 
@@ -203,9 +204,9 @@ def get_result(
 )
 def get_file(job_id: str, name: str, services: ServicesDep, tenant: TenantDep) -> Response:
     """Return one output's bytes; S3 stores hand out presigned URLs instead."""
-    entry = service.owned(services, tenant, job_id)
-    manifest = service.load_manifest_or_404(services, entry.job_id)
-    key = service.output_keys(manifest).get(name)
+    entry = views.owned(services, tenant, job_id)
+    manifest = views.load_manifest_or_404(services, entry.job_id)
+    key = results.output_keys(manifest).get(name)
     if key is None or not key.startswith(job_prefix(job_id)):
         raise NotFoundError(f"job {job_id} has no file {name!r}: GET its /result for the list")
     try:
@@ -236,14 +237,14 @@ def job_events(
     job_id: str, request: Request, services: ServicesDep, tenant: TenantDep
 ) -> StreamingResponse:
     """Stream `progress` events (the job resource) until the job ends, then `end`."""
-    entry = service.owned(services, tenant, job_id)
+    entry = views.owned(services, tenant, job_id)
 
     async def stream() -> AsyncIterator[str]:
         last = ""
         quiet = 0.0
         while True:
             try:
-                job = await run_in_threadpool(service.show_job, services, entry)
+                job = await run_in_threadpool(views.show_job, services, entry)
             except NotFoundError:
                 return  # purged while followed: nothing more to say
             body = job.model_dump_json()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from scheduler import schedules
-from scheduler.api import service
 from scheduler.api.deps import ServicesDep, TenantDep
+from scheduler.api.options import job_options
 from scheduler.api.ports import PortsDep
 from scheduler.api.registry import page
 from scheduler.api.routes.common import ERRORS, NOT_FOUND, Limit, Offset
@@ -22,7 +22,7 @@ def create_schedule(
 ) -> Schedule:
     """Run the options over `source` at every `cron` time; each run speaks only new or changed documents."""
     # Refuse now what every run would refuse: an unknown engine or voice, a missing model.
-    service.job_options(body, ports.settings.defaults)
+    job_options(body, ports.settings.defaults)
     spec = JobSpec.model_validate(body.model_dump(include=set(JobSpec.model_fields)))
     record = schedules.create_schedule(
         ports, request.app.state.beat, tenant, cron=body.cron, source=body.source, spec=spec
