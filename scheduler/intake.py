@@ -46,7 +46,7 @@ from ttsbatch.manifests import find_manifest
 from ttsbatch.models import Document, JobStatus, Manifest
 from ttsbatch.redisclient import outage
 from ttsbatch.settings import Settings
-from ttsbatch.state import JobState, mark_manifest
+from ttsbatch.state import CANCELLED_BY_USER, JobState, mark_manifest
 from ttsbatch.storage import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -277,7 +277,7 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
         state.finish(job_id, JobStatus.SUCCEEDED)
         return JobStatus.SUCCEEDED
     if state.status(job_id) is JobStatus.CANCELLED:  # cancelled while it was being planned
-        mark_manifest(store, job_id, JobStatus.CANCELLED, "cancelled by the user")
+        mark_manifest(store, job_id, JobStatus.CANCELLED, CANCELLED_BY_USER)
         return JobStatus.CANCELLED
     return start_job(store, state, producer, manifest, texts, fresh=fresh).status
 

@@ -18,10 +18,9 @@ from scheduler.records import read_job_record, write_job_record
 from ttsbatch import keys
 from ttsbatch.manifests import find_manifest
 from ttsbatch.models import JobStatus
-from ttsbatch.state import TERMINAL, mark_manifest
+from ttsbatch.state import CANCELLED_BY_USER, TERMINAL, mark_manifest
 
 #: The error of a job the user cancelled.
-CANCELLED_BY_USER = "cancelled by the user"
 
 
 def cancel(services: Services, entry: JobEntry, *, purge: bool) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from scheduler.api.availability import waiting_reason
-from scheduler.api.control import CANCELLED_BY_USER
 from scheduler.api.errors import NotFoundError
 from scheduler.api.registry import JobEntry
 from scheduler.api.rendering import render_job, render_unplanned
@@ -18,6 +17,7 @@ from scheduler.api.services import Services
 from scheduler.records import read_job_record
 from ttsbatch.manifests import find_manifest
 from ttsbatch.models import JobStatus, Manifest
+from ttsbatch.state import CANCELLED_BY_USER
 
 
 def owned(services: Services, tenant: str, job_id: str) -> JobEntry:

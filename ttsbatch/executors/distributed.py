@@ -28,7 +28,7 @@ from ttsbatch.manifests import find_manifest
 from ttsbatch.messages import chunk_id
 from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
 from ttsbatch.settings import Settings
-from ttsbatch.state import JobSnapshot, JobState, Rescue, mark_manifest
+from ttsbatch.state import CANCELLED_BY_USER, JobSnapshot, JobState, Rescue, mark_manifest
 from ttsbatch.storage import Store, open_store
 
 #: Seconds between two looks at the job's state.
@@ -156,7 +156,7 @@ def cancel(cluster: Cluster, manifest: Manifest) -> bool:
         return False
     changed = cluster.state.cancel(manifest.job_id)
     if changed:
-        mark_manifest(cluster.store, manifest.job_id, JobStatus.CANCELLED, "cancelled by the user")
+        mark_manifest(cluster.store, manifest.job_id, JobStatus.CANCELLED, CANCELLED_BY_USER)
     return changed
 
 

@@ -12,7 +12,7 @@ Redis is a progress index, never the truth: the store is (architecture.md).
 * :mod:`~ttsbatch.state.manifests` — the status recorded in the stored manifest.
 """
 
-from ttsbatch.state.jobs import FINISHED_TTL_SECONDS, JobState
+from ttsbatch.state.jobs import CANCELLED_BY_USER, FINISHED_TTL_SECONDS, JobState
 from ttsbatch.state.leases import ChunkLeases, Take
 from ttsbatch.state.manifests import mark_manifest
 from ttsbatch.state.names import JobKeys
@@ -20,6 +20,7 @@ from ttsbatch.state.scripts import Clock
 from ttsbatch.state.snapshots import TERMINAL, DoneEvent, DoneResult, JobSnapshot, Rescue
 
 __all__ = [
+    "CANCELLED_BY_USER",
     "FINISHED_TTL_SECONDS",
     "TERMINAL",
     "ChunkLeases",

@@ -36,6 +36,9 @@ FINISHED_TTL_SECONDS: Final = 7 * 24 * 3600
 #: The parts of a job the leases scripts keep consistent with the done set.
 _LEASE_PARTS = ("leases", "owners", "queued", "senders")
 
+#: Why a job the user cancelled ended (its status error, in Redis and in the manifest).
+CANCELLED_BY_USER = "cancelled by the user"
+
 
 def _float(value: str | None) -> float | None:
     return float(value) if value else None
@@ -232,7 +235,7 @@ class JobState:
 
     def cancel(self, job_id: str) -> bool:
         """Cancel an active job, or mark an unknown one cancelled so workers drop it."""
-        return self.set_status(job_id, JobStatus.CANCELLED, error="cancelled by the user")
+        return self.set_status(job_id, JobStatus.CANCELLED, error=CANCELLED_BY_USER)
 
     def status(self, job_id: str) -> JobStatus | None:
         """Return a job's status, or None if Redis holds no state for it."""
