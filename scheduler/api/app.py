@@ -26,7 +26,7 @@ from scheduler.api.ports import ports_of
 from scheduler.api.routes import health, jobs, runs, schedules
 from scheduler.api.routes.common import too_large
 from scheduler.api.schemas import JobRequest, JobSpec, Problem, RunRequest
-from scheduler.api.service import Services
+from scheduler.api.services import Services
 from scheduler.beat import create_beat_app
 from ttsbatch import __version__
 from ttsbatch.errors import (
