@@ -6,8 +6,6 @@ ttsbatch errors into HTTP statuses.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -22,6 +20,7 @@ from pydantic.json_schema import models_json_schema
 from scheduler.api.auth import KeyRing, load_keys
 from scheduler.api.errors import DOMAIN_STATUSES, ApiError, TooLargeError
 from scheduler.api.metrics import Metrics
+from scheduler.api.middleware import BodySizeGuard, RequestMetrics
 from scheduler.api.ports import ports_of
 from scheduler.api.routes import health, jobs, runs, schedules
 from scheduler.api.routes.common import too_large
@@ -140,22 +139,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_middleware(app: FastAPI, max_bytes: int) -> None:
-    metrics: Metrics = app.state.metrics
-
-    @app.middleware("http")
-    async def measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > max_bytes:
-            error: TooLargeError = too_large(max_bytes)
-            return _problem(error.status, error.code, str(error))
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, route).observe(time.perf_counter() - started)
-        return response
+    # Added last, the guard is outermost: a refused request is not measured (as before).
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    error: TooLargeError = too_large(max_bytes)
+    refusal = _problem(error.status, error.code, str(error))
+    app.add_middleware(BodySizeGuard, max_bytes=max_bytes, refusal=refusal)
 
 
 def _add_openapi(app: FastAPI) -> None:
