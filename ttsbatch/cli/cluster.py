@@ -244,7 +244,11 @@ def status(job_id: str, as_json: bool) -> None:
     help="The API's port on 127.0.0.1 (0: any free port).",
 )
 @click.option("--no-api", is_flag=True, help="Do not start the REST API.")
-@click.option("--no-beat", is_flag=True, help="Do not start the beat (scheduled runs).")
+@click.option(
+    "--no-beat",
+    is_flag=True,
+    help="Do not start the beat: REST jobs then wait unplanned, and no webhook, rescue or schedule runs.",
+)
 def dev(  # noqa: PLR0917 - click passes every option of a command as a parameter
     engine: str | None,
     base_url: str | None,
