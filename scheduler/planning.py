@@ -70,6 +70,8 @@ def plan_job(
             chars=len(document.text),
             chapters=document.chapters,
             chunks=split(document.text, max_chars=options.max_chars, chapters=document.chapters),
+            info=document.info,
+            cover=f"cover.{document.cover.suffix}" if document.cover else None,
         )
         for doc, document in zip(doc_ids(documents), documents, strict=True)
     )
@@ -82,7 +84,9 @@ def plan_job(
 
 
 def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) -> Manifest:
-    """Store the job's source texts and manifest; return the manifest in force.
+    """Store the job's source texts, covers and manifest; return the manifest in force.
+
+    A document's cover is stored at its output suffix (``out/<doc>.cover.jpg``).
 
     If the store already holds a manifest for this job id (a rerun), that one is
     kept and returned, so that a resumed job keeps its plan and its status.
@@ -91,6 +95,8 @@ def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) 
         store.write(
             keys.output_key(manifest.job_id, plan.doc, "source.txt"), document.text.encode()
         )
+        if plan.cover and document.cover:
+            store.write(keys.output_key(manifest.job_id, plan.doc, plan.cover), document.cover.data)
     if write_manifest(store, manifest, if_absent=True):
         return manifest
     return read_manifest(store, manifest.job_id)

@@ -4,7 +4,9 @@ Plain text, Markdown, HTML/XHTML and EPUB are understood; the format comes from
 the file extension, else from the content. Every reader produces paragraphs
 and chapter starts, and :func:`.document.build_document` turns them into the
 text every later offset indexes into: paragraphs separated by one blank line,
-no other line breaks, single spaces, Unicode NFC.
+no other line breaks, single spaces, Unicode NFC. An EPUB also gives the
+document its metadata and cover, a HTML page its title and author (see
+:mod:`.metadata`).
 
 Everything that can go wrong with an input is an :class:`InputError` (or an
 :class:`UnsafeInputError` for hostile input) whose message names the file.
@@ -25,7 +27,7 @@ from .epub import read_epub
 from .formats import SUPPORTED, Format, detect
 from .html import read_html
 from .markdown import read_markdown
-from .normalise import Block
+from .metadata import Book
 from .text import read_text
 
 __all__ = ["ingest_bytes", "ingest_file", "ingest_text"]
@@ -57,26 +59,26 @@ def ingest_bytes(data: bytes, filename: str, *, keep_boilerplate: bool = False) 
     kind = detect(source_name, data)
     if kind is None:
         raise InputError(f"{source_name}: not a supported format; supported: {SUPPORTED}")
-    blocks: list[Block]
-    starts: list[tuple[int, str]]
     if kind is Format.EPUB:
-        blocks, starts = read_epub(data, source_name, keep_boilerplate=keep_boilerplate)
+        book = read_epub(data, source_name, keep_boilerplate=keep_boilerplate)
     elif kind is Format.HTML:
         markup = decode_markup(data, source_name)
-        blocks, starts = read_html(markup, source_name, keep_boilerplate=keep_boilerplate)
+        book = read_html(markup, source_name, keep_boilerplate=keep_boilerplate)
     else:
         text = _non_empty(decode_text(data, source_name), source_name)
         if kind is Format.MARKDOWN:
-            blocks, starts = read_markdown(text, source_name)
+            book = Book(*read_markdown(text, source_name))
         else:
-            blocks, starts = read_text(text, keep_boilerplate=keep_boilerplate)
-    return build_document(
-        blocks,
-        starts,
+            book = Book(*read_text(text, keep_boilerplate=keep_boilerplate))
+    document = build_document(
+        book.blocks,
+        book.starts,
         name=name,
         source_name=source_name,
         sha256=hashlib.sha256(data).hexdigest(),
     )
+    # Both are validated models already; model_copy does not copy the text.
+    return document.model_copy(update={"info": book.info, "cover": book.cover})
 
 
 def ingest_text(text: str, name: str = "text") -> Document:

@@ -15,6 +15,10 @@ licence header and footer (marked up as such, or found by their markers),
 without the notes Gutenberg adds (transcriber's notes, "there is an
 illustrated edition of this title…"), unless ``keep_boilerplate``.
 Contents lists are never read (see :mod:`.html`).
+
+The book's metadata and cover come from its package (see :mod:`.metadata`);
+the cover is read after the text, so that the text has the archive's byte
+budget first.
 """
 
 from __future__ import annotations
@@ -26,19 +30,18 @@ from .archive import Archive
 from .decoding import decode_markup
 from .gutenberg import is_editions_note, licence_bounds
 from .html import Extraction, extract
+from .metadata import Book, read_cover
 from .navigation import Entry, chapter_entries
 from .normalise import Block
-from .package import read_package
+from .package import Package, read_package
 
 _TITLE_CHARS = 80
 # Gutenberg's notes on how its edition was made, not part of the book.
 _PRODUCTION_NOTES = re.compile(r"(?:original\s+)?transcriber[’']?s?\s+notes?\b", re.IGNORECASE)
 
 
-def read_epub(
-    data: bytes, source_name: str, *, keep_boilerplate: bool = False
-) -> tuple[list[Block], list[tuple[int, str]]]:
-    """Extract the paragraphs and chapters of an EPUB.
+def read_epub(data: bytes, source_name: str, *, keep_boilerplate: bool = False) -> Book:
+    """Extract the paragraphs, chapters, metadata and cover of an EPUB.
 
     Args:
         data: The EPUB file.
@@ -51,6 +54,14 @@ def read_epub(
     """
     archive = Archive(data, source_name)
     package = read_package(archive, source_name)
+    blocks, starts = _read_text(archive, package, source_name, keep_boilerplate=keep_boilerplate)
+    cover = read_cover(archive, *package.cover) if package.cover else None
+    return Book(blocks, starts, info=package.info, cover=cover)
+
+
+def _read_text(
+    archive: Archive, package: Package, source_name: str, *, keep_boilerplate: bool
+) -> tuple[list[Block], list[tuple[int, str]]]:
     entries: defaultdict[str, list[Entry]] = defaultdict(list)
     for entry in chapter_entries(archive, package, source_name):
         entries[entry.path].append(entry)

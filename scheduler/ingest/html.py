@@ -26,6 +26,7 @@ from lxml import etree
 from ttsbatch.errors import InputError
 
 from .chapters import chapter_starts
+from .metadata import Book, head_info
 from .normalise import Block, block
 from .prolog import strip_prolog
 
@@ -90,12 +91,17 @@ class Extraction:
     unspoken: set[str] = field(default_factory=set)
 
 
-def read_html(
-    markup: str, source_name: str, *, keep_boilerplate: bool = False
-) -> tuple[list[Block], list[tuple[int, str]]]:
-    """Extract paragraphs from a HTML document; h1–h3 headings start chapters."""
-    extraction = extract(markup, source_name, keep_boilerplate=keep_boilerplate)
-    return extraction.blocks, chapter_starts(extraction.blocks, max_level=_CHAPTER_LEVEL)
+def read_html(markup: str, source_name: str, *, keep_boilerplate: bool = False) -> Book:
+    """Extract paragraphs from a HTML document; h1–h3 headings start chapters.
+
+    Its ``<title>`` and ``<meta name="author">`` are the book's title and author.
+    """
+    root = parse(markup, source_name)
+    if root is None:
+        return Book([], [])
+    extraction = _extract(root, keep_boilerplate=keep_boilerplate)
+    starts = chapter_starts(extraction.blocks, max_level=_CHAPTER_LEVEL)
+    return Book(extraction.blocks, starts, info=head_info(root))
 
 
 def extract(markup: str, source_name: str, *, keep_boilerplate: bool = False) -> Extraction:
@@ -112,6 +118,10 @@ def extract(markup: str, source_name: str, *, keep_boilerplate: bool = False) ->
     root = parse(markup, source_name)
     if root is None:
         return Extraction()
+    return _extract(root, keep_boilerplate=keep_boilerplate)
+
+
+def _extract(root: etree._Element, *, keep_boilerplate: bool) -> Extraction:
     walker = _Walker(_link_lists(root), keep_boilerplate=keep_boilerplate)
     walker.walk(root)
     return walker.extraction

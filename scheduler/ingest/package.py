@@ -1,4 +1,4 @@
-"""The EPUB package: ``META-INF/container.xml`` → the OPF → manifest and spine.
+"""The EPUB package: ``META-INF/container.xml`` → the OPF → manifest, spine, metadata.
 
 Paths in the package are relative to the OPF and URL-encoded; they are
 resolved here into archive member names, and any that would climb out of the
@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from ttsbatch.errors import InputError, UnsafeInputError
+from ttsbatch.models import BookInfo
 
 from .archive import Archive
+from .metadata import cover_item, opf_info
 from .safexml import local_name, parse_xml
 
 CONTAINER = "META-INF/container.xml"
@@ -34,11 +36,16 @@ class Package:
             and are left out.
         nav: Archive path of the EPUB 3 navigation document, if any.
         ncx: Archive path of the EPUB 2 NCX, if any.
+        info: What the OPF's metadata says about the book (see :mod:`.metadata`).
+        cover: Archive path and declared media type of the cover image, if the
+            manifest names one that the archive holds.
     """
 
     spine: tuple[tuple[str, bool], ...]
     nav: str | None
     ncx: str | None
+    info: BookInfo
+    cover: tuple[str, str] | None
 
 
 def read_package(archive: Archive, source_name: str) -> Package:
@@ -95,10 +102,13 @@ def read_package(archive: Archive, source_name: str) -> Package:
     ncx = items[toc_id][0] if toc_id in items else None
     if ncx is None:
         ncx = next((path for path, kind, _ in items.values() if kind == _NCX_TYPE), None)
+    cover = cover_item(opf, items)
     return Package(
         spine=tuple(spine),
         nav=nav if nav and archive.has(nav) else None,
         ncx=ncx if ncx and archive.has(ncx) else None,
+        info=opf_info(opf),
+        cover=cover if cover and archive.has(cover[0]) else None,
     )
 
 
