@@ -41,6 +41,38 @@ class Chapter(Frozen):
     char_end: int = Field(ge=0)
 
 
+class BookInfo(Frozen):
+    """What a book says about itself (an EPUB's ``content.opf``), or what a user says over it.
+
+    Every field is optional; the encoded audio carries those that are set as tags.
+    """
+
+    title: str | None = Field(default=None, max_length=1000)
+    author: str | None = Field(default=None, max_length=1000)
+    narrator: str | None = Field(default=None, max_length=1000)
+    album: str | None = Field(default=None, max_length=1000)
+    year: str | None = Field(default=None, max_length=40)
+    language: str | None = Field(default=None, max_length=40)
+    description: str | None = Field(default=None, max_length=20_000)
+    publisher: str | None = Field(default=None, max_length=1000)
+
+    def over(self, base: BookInfo) -> BookInfo:
+        """Return ``base`` with every field set here put over it."""
+        return base.model_copy(update=self.model_dump(exclude_none=True))
+
+
+class Cover(Frozen):
+    """A cover image: its bytes and media type (``image/jpeg`` or ``image/png``)."""
+
+    media_type: Literal["image/jpeg", "image/png"]
+    data: bytes = Field(repr=False)
+
+    @property
+    def suffix(self) -> str:
+        """The file suffix of the image (``jpg`` or ``png``)."""
+        return "png" if self.media_type == "image/png" else "jpg"
+
+
 class Document(Frozen):
     """The extracted, normalised text of one input document.
 
@@ -55,6 +87,8 @@ class Document(Frozen):
     source_sha256: str = Field(description="SHA-256 of the input's bytes.")
     text: str
     chapters: tuple[Chapter, ...] = ()
+    info: BookInfo = BookInfo()
+    cover: Cover | None = None
 
 
 class BreakKind(StrEnum):
@@ -164,10 +198,29 @@ class Pauses(Frozen):
 
 
 class AudioFormat(StrEnum):
-    """Container of the stitched audio."""
+    """Container of the stitched audio: raw (WAV, PCM) or encoded with chapters and tags."""
 
     WAV = "wav"
     PCM = "pcm"
+    M4B = "m4b"
+    MP3 = "mp3"
+    OPUS = "opus"
+    FLAC = "flac"
+
+    @property
+    def encoded(self) -> bool:
+        """Whether the audio is encoded (with chapters, tags, a cover) rather than raw samples."""
+        return self not in {AudioFormat.WAV, AudioFormat.PCM}
+
+
+#: Loudness presets: integrated loudness (LUFS) and the true-peak ceiling (dBTP).
+LOUDNESS_PRESETS: Final = {
+    # -18 LUFS / -3 dBTP lands inside ACX's RMS -23..-18 dB and peak <= -3 dB.
+    "audiobook": (-18.0, -3.0),
+    "podcast": (-16.0, -1.0),
+    "ebu": (-23.0, -1.0),
+}
+LoudnessPreset = Literal["audiobook", "podcast", "ebu", "off"]
 
 
 class JobOptions(Frozen):
@@ -177,6 +230,30 @@ class JobOptions(Frozen):
     max_chars: int = Field(default=400, ge=20, le=100_000)
     pauses: Pauses = Pauses()
     audio_format: AudioFormat = AudioFormat.WAV
+    loudness: LoudnessPreset | float | None = Field(
+        default=None,
+        description="A preset, a target in LUFS (-40..-5), or 'off'; unset: 'audiobook' for"
+        " encoded formats, 'off' for wav and pcm.",
+    )
+    bitrate_kbps: int | None = Field(default=None, ge=8, le=320)
+    split_chapters: bool = False
+    info: BookInfo = Field(default=BookInfo(), description="Tags over those of the source.")
+    cover_sha256: str | None = Field(
+        default=None, description="SHA-256 of the cover the user gave (over the source's)."
+    )
+
+    def loudness_target(self) -> tuple[float, float] | None:
+        """Return the integrated loudness and true-peak ceiling to master to, or ``None`` (off)."""
+        value = self.loudness
+        if value is None:
+            value = "audiobook" if self.audio_format.encoded else "off"
+        if value == "off":
+            return None
+        if isinstance(value, str):
+            return LOUDNESS_PRESETS[value]
+        if not -40.0 <= value <= -5.0:
+            raise ValueError(f"loudness {value} LUFS is outside -40..-5")
+        return (float(value), -3.0 if value <= -18.0 else -1.0)
 
 
 class JobStatus(StrEnum):
@@ -190,6 +267,35 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class LoudnessReport(Frozen):
+    """What mastering measured (ITU-R BS.1770 / EBU R128) over a whole document, and applied."""
+
+    target_lufs: float
+    ceiling_dbtp: float
+    input_lufs: float = Field(description="Integrated loudness before mastering.")
+    input_lra: float = Field(description="Loudness range before mastering (LU).")
+    gain_db: float
+    output_lufs: float = Field(description="Integrated loudness of what was encoded.")
+    output_lra: float
+    true_peak_dbtp: float = Field(description="True peak of what was encoded (4x oversampled).")
+    rms_dbfs: float
+    noise_floor_dbfs: float = Field(
+        description="RMS of the quietest half second; -120 stands for digital silence."
+    )
+    acx: bool = Field(description="RMS within -23..-18 dB, peak <= -3 dB, noise floor <= -60 dB.")
+
+
+class AudioReport(Frozen):
+    """One document's audio as written: format, length, and its mastering."""
+
+    format: AudioFormat
+    codec: str
+    sample_rate: int
+    bitrate_kbps: int | None = None
+    duration: float
+    loudness: LoudnessReport | None = None
+
+
 class DocumentPlan(Frozen):
     """A document inside a job: where its text is and how it was cut into chunks."""
 
@@ -200,6 +306,10 @@ class DocumentPlan(Frozen):
     chars: int = Field(ge=0)
     chapters: tuple[Chapter, ...] = ()
     chunks: tuple[ChunkSpan, ...]
+    info: BookInfo = BookInfo()
+    cover: str | None = Field(
+        default=None, description="Output suffix of the document's cover image (``cover.jpg``)."
+    )
 
 
 class Manifest(Frozen):
@@ -214,6 +324,9 @@ class Manifest(Frozen):
     error: str | None = None
     outputs: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="Per document: output kind -> key."
+    )
+    audio: dict[str, AudioReport] = Field(
+        default_factory=dict, description="Per document: the audio written and its loudness."
     )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
