@@ -7,7 +7,9 @@ The store (architecture.md), relative to a store's prefix:
     jobs/<job_id>/manifest.json
     jobs/<job_id>/chunks/<doc>/<n:06d>.pcm
     jobs/<job_id>/chunks/<doc>/<n:06d>.json
-    jobs/<job_id>/out/<doc>.<ext>     wav, pcm, timestamps.json, source.txt, srt, vtt
+    jobs/<job_id>/out/<doc>.<ext>     wav, pcm, m4b, mp3, opus, flac, timestamps.json,
+                                      source.txt, srt, vtt, cover.jpg or cover.png
+    jobs/<job_id>/out/<doc>.<nnn>.<ext>  chapter nnn's own file (split chapters)
     jobs/<job_id>/assembly/<doc>/     the local executor's outputs in the making:
                                       audio.part, records.jsonl (its chunk records in
                                       order), words.part, srt.part, vtt.part
@@ -128,12 +130,24 @@ def local_slots_key(job_id: str) -> str:
     return f"jobs/{job_id}/assembly/slots"
 
 
-def document_outputs(job_id: str, doc: str, audio_suffix: str) -> dict[str, str]:
-    """Return a document's outputs as ``{kind: key}``: audio, source, timestamps, srt, vtt."""
-    return {
+def document_outputs(
+    job_id: str, doc: str, audio_suffix: str, *, cover: str | None = None
+) -> dict[str, str]:
+    """Return a document's outputs as ``{kind: key}``: audio, source, timestamps, srt, vtt
+    and, if the document has one, its cover (``cover`` is its suffix, ``cover.jpg``)."""
+    outputs = {
         "audio": output_key(job_id, doc, audio_suffix),
         "source": output_key(job_id, doc, "source.txt"),
         "timestamps": output_key(job_id, doc, "timestamps.json"),
         "srt": output_key(job_id, doc, "srt"),
         "vtt": output_key(job_id, doc, "vtt"),
     }
+    if cover:
+        outputs["cover"] = output_key(job_id, doc, cover)
+    return outputs
+
+
+def audio_key(job_id: str, doc: str, kind: str, audio_suffix: str) -> str:
+    """Return the key of a document's audio output: the whole (``audio``) or a chapter (``001``)."""
+    suffix = audio_suffix if kind == "audio" else f"{kind}.{audio_suffix}"
+    return output_key(job_id, doc, suffix)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ttsbatch import keys
 from ttsbatch.errors import ObjectNotFoundError
-from ttsbatch.models import Manifest
+from ttsbatch.models import Cover, DocumentPlan, Manifest
 from ttsbatch.storage import Store
 
 
@@ -37,3 +37,13 @@ def write_manifest(store: Store, manifest: Manifest, *, if_absent: bool = False)
     """Store ``manifest`` (with ``if_absent``, only if none is there); return whether it was."""
     data = manifest.model_dump_json(by_alias=True, indent=1).encode()
     return store.write(keys.manifest_key(manifest.job_id), data, if_absent=if_absent)
+
+
+def read_cover(store: Store, job_id: str, plan: DocumentPlan) -> Cover | None:
+    """Return the cover stored beside a document at planning, if it has one."""
+    if not plan.cover:
+        return None
+    media_type = "image/png" if plan.cover.endswith(".png") else "image/jpeg"
+    return Cover(
+        media_type=media_type, data=store.read(keys.output_key(job_id, plan.doc, plan.cover))
+    )

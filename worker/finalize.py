@@ -1,33 +1,44 @@
 """Finalize: stitch a job's stored chunks into its outputs, in bounded memory.
 
-For each document: the audio (WAV or raw PCM) streamed chunk by chunk into the
-store, the timestamps JSON, SRT and WebVTT subtitles. Then the manifest is
-rewritten as ``succeeded`` and, unless kept, the chunk objects are removed.
-Running it twice writes the same bytes again: it is safe to repeat.
+For each document: the audio streamed chunk by chunk into the store (WAV or raw
+PCM), or spooled to a local file while its loudness is measured and then
+mastered and encoded there (M4B, MP3, Opus, FLAC: :mod:`ttsbatch.audio.finishing`,
+the same code the local executor ends with); the timestamps JSON, SRT and
+WebVTT subtitles. Then the manifest is rewritten as ``succeeded`` and, unless
+kept, the chunk objects are removed. Running it twice writes the same bytes
+again: it is safe to repeat.
+
+The spool holds one document's raw audio (about 160 MB per hour at 22.05 kHz)
+in the worker's temporary folder (``TMPDIR``); memory stays flat.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from ttsbatch import keys
 from ttsbatch.audio import stitching
+from ttsbatch.audio.finishing import finish_document
+from ttsbatch.audio.mastering import Meter
 from ttsbatch.audio.stitching import SAMPLE_WIDTH, Placement
 from ttsbatch.audio.texts import ChunkTexts, document_head
 from ttsbatch.audio.timeline import JSON_END, json_start
 from ttsbatch.audio.wav import wav_header
 from ttsbatch.errors import JobError, ObjectNotFoundError
-from ttsbatch.manifests import write_manifest
+from ttsbatch.manifests import read_cover, write_manifest
 from ttsbatch.models import (
     AudioFormat,
+    AudioReport,
     ChunkRecord,
     DocumentPlan,
     JobStatus,
     Manifest,
     TimingSource,
 )
-from ttsbatch.storage import ObjectPart, Part, Store
+from ttsbatch.storage import ObjectPart, Part, Store, upload_file
 from ttsbatch.storage.readahead import read_ahead
 
 
@@ -60,8 +71,10 @@ def _scan(
     return samples, rates, kinds
 
 
-def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> dict[str, str]:
-    """Write one document's outputs; return them as ``{kind: key}``.
+def finalize_document(
+    store: Store, manifest: Manifest, plan: DocumentPlan
+) -> tuple[dict[str, str], AudioReport | None]:
+    """Write one document's outputs; return them as ``{kind: key}``, and the audio's report.
 
     Memory stays flat as the book grows: audio is copied block by block, and
     the timeline and subtitles are written chunk by chunk.
@@ -74,28 +87,75 @@ def finalize_document(store: Store, manifest: Manifest, plan: DocumentPlan) -> d
     )
 
     fmt = manifest.options.audio_format
-    outputs = keys.document_outputs(job_id, plan.doc, fmt.value)
-    header = (
-        wav_header(stitching.total_samples(placements), rate) if fmt is AudioFormat.WAV else b""
-    )
-    # The audio is copied (in the kernel, or by S3 uploads) while this thread
-    # writes the timeline and subtitles: two cores are free once synthesis ends.
+    outputs = keys.document_outputs(job_id, plan.doc, fmt.value, cover=plan.cover)
+    # The audio is copied (in the kernel, or by S3 uploads) or encoded while this
+    # thread writes the timeline and subtitles: two cores are free once synthesis ends.
+    audio: Future[tuple[AudioReport, dict[str, str]] | None]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stitch") as pool:
-        audio = pool.submit(
-            store.compose, outputs["audio"], _audio_parts(job_id, plan, placements, header)
-        )
+        if fmt.encoded:
+            audio = pool.submit(_encode, store, manifest, plan, placements, rate)
+        else:
+            header = wav_header(stitching.total_samples(placements), rate)
+            parts = _audio_parts(job_id, plan, placements)
+            if fmt is AudioFormat.WAV:
+                parts.insert(0, header)
+            audio = pool.submit(store.compose, outputs["audio"], parts)
         _write_timeline(
             store, manifest, plan, placements=placements, rate=rate, kinds=kinds, outputs=outputs
         )
-        audio.result()
-    return outputs
+        written = audio.result()
+    if written is None:
+        return outputs, None
+    report, audio_keys = written
+    return {**outputs, **audio_keys}, report
 
 
-def _audio_parts(
-    job_id: str, plan: DocumentPlan, placements: Sequence[Placement], header: bytes
-) -> list[Part]:
-    """The document's audio as parts: the header, then each chunk followed by its pause."""
-    parts: list[Part] = [header] if header else []
+def _encode(
+    store: Store,
+    manifest: Manifest,
+    plan: DocumentPlan,
+    placements: Sequence[Placement],
+    rate: int,
+) -> tuple[AudioReport, dict[str, str]]:
+    """Spool the document's audio to a local file, measuring it; master, encode, upload."""
+    options = manifest.options
+    meter = Meter(rate) if options.loudness_target() else None
+    with tempfile.TemporaryDirectory(prefix="ttsbatch-finalize-") as folder:
+        spool = Path(folder) / "audio.pcm"
+        with spool.open("wb") as sink:
+            for data in _pcm(store, _audio_parts(manifest.job_id, plan, placements)):
+                sink.write(data)
+                if meter is not None:
+                    meter.feed(data)
+        report, files = finish_document(
+            spool,
+            Path(folder),
+            plan=plan,
+            options=options,
+            placements=placements,
+            rate=rate,
+            measured=meter.result() if meter is not None else None,
+            cover=read_cover(store, manifest.job_id, plan),
+        )
+        written: dict[str, str] = {}
+        for kind, path in files.items():
+            written[kind] = keys.audio_key(manifest.job_id, plan.doc, kind, options.audio_format)
+            upload_file(store, path, written[kind])
+    return report, written
+
+
+def _pcm(store: Store, parts: Sequence[Part]) -> Iterator[bytes]:
+    """Yield the bytes of ``parts`` in order, stored chunks read ahead."""
+
+    def fetch(part: Part) -> bytes:
+        return part if isinstance(part, bytes) else store.read(part.key)
+
+    return read_ahead(fetch, parts)
+
+
+def _audio_parts(job_id: str, plan: DocumentPlan, placements: Sequence[Placement]) -> list[Part]:
+    """The document's audio as parts: each chunk followed by its pause."""
+    parts: list[Part] = []
     for place in placements:
         key = keys.chunk_pcm_key(job_id, plan.doc, place.index)
         parts.append(ObjectPart(key, place.samples * SAMPLE_WIDTH))
@@ -135,8 +195,13 @@ def finalize_job(store: Store, manifest: Manifest, *, keep_chunks: bool = False)
     Returns:
         The manifest as written, with its outputs.
     """
-    outputs = {plan.doc: finalize_document(store, manifest, plan) for plan in manifest.documents}
-    done = write_succeeded(store, manifest, outputs)
+    outputs: dict[str, dict[str, str]] = {}
+    audio: dict[str, AudioReport] = {}
+    for plan in manifest.documents:
+        outputs[plan.doc], report = finalize_document(store, manifest, plan)
+        if report is not None:
+            audio[plan.doc] = report
+    done = write_succeeded(store, manifest, outputs, audio)
     if not keep_chunks:
         for plan in manifest.documents:
             store.delete(list(store.list(keys.chunk_prefix(manifest.job_id, plan.doc))))
@@ -144,11 +209,19 @@ def finalize_job(store: Store, manifest: Manifest, *, keep_chunks: bool = False)
 
 
 def write_succeeded(
-    store: Store, manifest: Manifest, outputs: dict[str, dict[str, str]]
+    store: Store,
+    manifest: Manifest,
+    outputs: dict[str, dict[str, str]],
+    audio: dict[str, AudioReport] | None = None,
 ) -> Manifest:
     """Rewrite the manifest as ``succeeded`` with each document's outputs; return it."""
     done = manifest.model_copy(
-        update={"status": JobStatus.SUCCEEDED, "outputs": outputs, "error": None}
+        update={
+            "status": JobStatus.SUCCEEDED,
+            "outputs": outputs,
+            "audio": audio or {},
+            "error": None,
+        }
     )
     write_manifest(store, done)
     return done

@@ -68,13 +68,10 @@ def timed_words(
     ]
 
 
-def timed_chapters(
-    chapters: Sequence[Chapter],
-    chunks: Sequence[ChunkSpan],
-    placements: Sequence[Placement],
-    sample_rate: int,
-) -> tuple[TimedChapter, ...]:
-    """A chapter runs from its first chunk's start to the next chapter's start."""
+def chapter_spans(
+    chapters: Sequence[Chapter], chunks: Sequence[ChunkSpan], placements: Sequence[Placement]
+) -> list[tuple[int, int]]:
+    """Each chapter's first and after-last sample: from its first chunk to the next chapter."""
     total = total_samples(placements)
     chunk_ends = [chunk.char_end for chunk in chunks]
     starts: list[int] = []
@@ -82,7 +79,16 @@ def timed_chapters(
         # The first chunk that ends after the chapter's start holds its heading.
         i = bisect.bisect_right(chunk_ends, chapter.char_start)
         starts.append(placements[i].start if i < len(placements) else total)
-    ends = [*starts[1:], total] if starts else []
+    return list(zip(starts, [*starts[1:], total], strict=False))
+
+
+def timed_chapters(
+    chapters: Sequence[Chapter],
+    chunks: Sequence[ChunkSpan],
+    placements: Sequence[Placement],
+    sample_rate: int,
+) -> tuple[TimedChapter, ...]:
+    """A chapter runs from its first chunk's start to the next chapter's start."""
     return tuple(
         TimedChapter(
             index=chapter.index,
@@ -92,7 +98,9 @@ def timed_chapters(
             char_start=chapter.char_start,
             char_end=chapter.char_end,
         )
-        for chapter, start, end in zip(chapters, starts, ends, strict=True)
+        for chapter, (start, end) in zip(
+            chapters, chapter_spans(chapters, chunks, placements), strict=True
+        )
     )
 
 

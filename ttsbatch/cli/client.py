@@ -4,17 +4,27 @@ The clients talk to ``--server`` (``TTSBATCH_SERVER``, default
 ``http://127.0.0.1:8000``) with the key of ``TTSBATCH_API_KEY``. ``status``
 without a server falls back to the cluster's own ``status`` (Redis and the
 store). :data:`COMMANDS` lists them for :mod:`ttsbatch.cli`.
+
+The options of the finished audio (:func:`audio_options`: format, loudness,
+bit rate, chapter files, tags, cover) are defined here once, for ``submit``
+and for ``synth`` (:mod:`ttsbatch.cli.main`, which imports this module).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, cast, get_args
 
 import click
+from pydantic import ValidationError
 
 from ttsbatch.errors import ConfigError
+from ttsbatch.models import AudioFormat, BookInfo, Cover, JobOptions, LoudnessPreset
 from ttsbatch.settings import ENGINES, Settings
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -37,6 +47,200 @@ def _client(server: str, key: str | None) -> Any:
     if not key:
         raise ConfigError("no API key: set TTSBATCH_API_KEY (or pass --key)")
     return ApiClient(server, key)
+
+
+# -- the finished audio -----------------------------------------------------------------------
+
+#: ``--format``'s choices: every format the models know.
+AUDIO_FORMATS: Final = tuple(f.value for f in AudioFormat)
+_PRESETS: Final[tuple[str, ...]] = get_args(LoudnessPreset)
+_LOUDNESS_HELP: Final = f"{', '.join(_PRESETS)}, or a target in LUFS from -40 to -5 (e.g. -20)"
+#: A cover's type, told by its first bytes (its name is not trusted).
+_IMAGE_MAGIC: Final[tuple[tuple[bytes, Literal["image/jpeg", "image/png"]], ...]] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+)
+#: The book's tags the commands take (the rest of BookInfo is the source's).
+_INFO_OPTIONS: Final = ("title", "author", "narrator", "album", "year")
+
+
+class LoudnessType(click.ParamType[LoudnessPreset | float]):
+    """``--loudness``: a preset (audiobook, podcast, ebu, off) or a target in LUFS."""
+
+    name = "loudness"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> LoudnessPreset | float:
+        """Return the preset or the target; a usage error names the allowed values."""
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text in _PRESETS:
+            return cast(LoudnessPreset, text)
+        try:
+            target = float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a loudness: use {_LOUDNESS_HELP}", param, ctx)
+        try:  # the range is the job options' (JobOptions.loudness_target)
+            JobOptions(loudness=target).loudness_target()
+        except ValueError as exc:
+            self.fail(f"{exc}: use {_LOUDNESS_HELP}", param, ctx)
+        return target
+
+
+class CoverType(click.ParamType[Cover]):
+    """``--cover FILE``: a JPEG or PNG image (told by its bytes), read into a :class:`Cover`."""
+
+    name = "file"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Cover:
+        """Read the image; a usage error names the file if it is unreadable or no JPEG/PNG."""
+        if isinstance(value, Cover):
+            return value
+        # Ingestion's cap on a book's own cover (importing it loads the parsers: only here).
+        from scheduler.ingest.metadata import MAX_COVER_BYTES  # noqa: PLC0415
+
+        path = Path(str(value))
+        try:
+            with path.open("rb") as image:
+                data = image.read(MAX_COVER_BYTES + 1)
+        except OSError as exc:
+            self.fail(f"{path}: cannot read it ({exc.strerror or exc})", param, ctx)
+        if len(data) > MAX_COVER_BYTES:
+            self.fail(f"{path}: larger than 20 MiB: give a smaller image", param, ctx)
+        kind = next((kind for magic, kind in _IMAGE_MAGIC if data.startswith(magic)), None)
+        if kind is None:
+            self.fail(f"{path}: not a JPEG or PNG image: give one of those", param, ctx)
+        return Cover(media_type=kind, data=data)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChoice:
+    """The finished audio a command asks for: format, mastering, chapter files, tags, cover."""
+
+    audio_format: AudioFormat = AudioFormat.WAV
+    loudness: LoudnessPreset | float | None = None
+    bitrate_kbps: int | None = None
+    split_chapters: bool = False
+    info: BookInfo = field(default_factory=BookInfo)
+    cover: Cover | None = None
+
+    def job_options(self) -> dict[str, object]:
+        """Return the :class:`~ttsbatch.models.JobOptions` fields of this choice."""
+        return {
+            "audio_format": self.audio_format,
+            "loudness": self.loudness,
+            "bitrate_kbps": self.bitrate_kbps,
+            "split_chapters": self.split_chapters,
+            "info": self.info,
+            "cover_sha256": hashlib.sha256(self.cover.data).hexdigest() if self.cover else None,
+        }
+
+    def request_fields(self) -> dict[str, object]:
+        """Return the API's job fields of this choice (those given); the cover is not one."""
+        info = self.info.model_dump(exclude_none=True)
+        return {
+            "audio_format": self.audio_format.value,
+            "loudness": self.loudness,
+            "bitrate_kbps": self.bitrate_kbps,
+            "split_chapters": True if self.split_chapters else None,
+            "info": info or None,
+        }
+
+
+def _audio_choice(values: dict[str, Any]) -> AudioChoice:
+    fmt = AudioFormat(values["audio_format"])
+    if not fmt.encoded:
+        given = [
+            f"--{name}" for name in ("bitrate", "split-chapters") if values[name.replace("-", "_")]
+        ]
+        if given:
+            raise click.UsageError(
+                f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} an encoded"
+                f" format: --format one of"
+                f" {', '.join(f.value for f in AudioFormat if f.encoded)}"
+            )
+    if fmt is AudioFormat.FLAC and values["bitrate"]:
+        raise click.UsageError("--bitrate does not apply to flac (lossless): leave it out")
+    try:
+        info = BookInfo(**{name: values[name] for name in _INFO_OPTIONS if values[name]})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise click.BadParameter(problem["msg"], param_hint=f"--{problem['loc'][0]}") from None
+    return AudioChoice(
+        audio_format=fmt,
+        loudness=values["loudness"],
+        bitrate_kbps=values["bitrate"],
+        split_chapters=values["split_chapters"],
+        info=info,
+        cover=values.get("cover"),
+    )
+
+
+def audio_options(*, cover: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add the finished audio's options to a command; it receives them as ``audio`` (:class:`AudioChoice`).
+
+    Args:
+        cover: Whether the command takes ``--cover FILE``.
+    """
+    options = [
+        click.option(
+            "--format",
+            "audio_format",
+            type=click.Choice(AUDIO_FORMATS),
+            default=AudioFormat.WAV.value,
+            show_default=True,
+            help="wav or pcm (raw); m4b, mp3, opus or flac (mastered, with chapters, tags"
+            " and cover).",
+        ),
+        click.option(
+            "--loudness",
+            type=LoudnessType(),
+            metavar="PRESET|LUFS",
+            help=f"Master to {_LOUDNESS_HELP} [audiobook for encoded formats, off for wav/pcm].",
+        ),
+        click.option(
+            "--bitrate",
+            type=click.IntRange(8, 320),
+            metavar="KBPS",
+            help="Bit rate of m4b, mp3 or opus [64, 64, 32].",
+        ),
+        click.option(
+            "--split-chapters", is_flag=True, help="Also write each chapter as a file of its own."
+        ),
+        click.option("--title", help="Title tag [the source's, else the file's name]."),
+        click.option("--author", help="Author tag [the source's]."),
+        click.option("--narrator", help="Narrator tag."),
+        click.option("--album", help="Album tag [the title]."),
+        click.option("--year", help="Year tag [the source's]."),
+    ]
+    if cover:
+        options.append(
+            click.option(
+                "--cover",
+                type=CoverType(),
+                help="Cover image, JPEG or PNG [the source's, e.g. an EPUB's].",
+            )
+        )
+    names = ("audio_format", "loudness", "bitrate", "split_chapters", *_INFO_OPTIONS, "cover")
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(command)
+        def with_audio(**params: Any) -> Any:
+            values = {name: params.pop(name, None) for name in names}
+            return command(audio=_audio_choice(values), **params)
+
+        for option in reversed(options):
+            with_audio = option(with_audio)
+        return with_audio
+
+    return decorate
+
+
+# -- the commands ------------------------------------------------------------------------------
 
 
 def _tags(values: tuple[str, ...]) -> dict[str, str]:
@@ -81,6 +285,8 @@ def _follow(api: Any, job_id: str) -> dict[str, Any]:
 )
 @click.option("--voice", help="Engine voice.")
 @click.option("--model", help="Provider model.")
+# No --cover yet: the API's upload path takes only `files` (see audio_options).
+@audio_options(cover=False)
 @click.option("--tag", "tags", multiple=True, help="key=value; repeat for more.")
 @click.option("--webhook-url", help="Called when the job succeeds or fails.")
 @click.option("--wait", is_flag=True, help="Follow the job to its end with a progress bar.")
@@ -95,6 +301,7 @@ def submit(  # noqa: PLR0917 - click passes every option of a command as a param
     engine: str | None,
     voice: str | None,
     model: str | None,
+    audio: AudioChoice,
     tags: tuple[str, ...],
     webhook_url: str | None,
     wait: bool,
@@ -110,6 +317,7 @@ def submit(  # noqa: PLR0917 - click passes every option of a command as a param
             model=model,
             tags=_tags(tags) or None,
             webhook_url=webhook_url,
+            **audio.request_fields(),
         )
         click.echo(job["id"])
         if not wait:

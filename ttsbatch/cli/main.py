@@ -13,8 +13,9 @@ from pathlib import Path
 
 import click
 
+from ttsbatch.cli.client import AudioChoice, audio_options
 from ttsbatch.errors import ConfigError, TtsBatchError
-from ttsbatch.models import AudioFormat, EngineSpec, JobOptions, Pauses
+from ttsbatch.models import EngineSpec, JobOptions, Pauses
 from ttsbatch.settings import ENGINES, Settings
 
 EXIT_FAILURE = 1
@@ -101,9 +102,7 @@ def _settings(engine: str, base_url: str | None) -> Settings:
     help="Chunks in flight: espeak processes [CPU count], or provider requests on threads"
     " [TTSBATCH_PROVIDER_CONCURRENCY].",
 )
-@click.option(
-    "--format", "audio_format", type=click.Choice(["wav", "pcm"]), default="wav", show_default=True
-)
+@audio_options()
 @click.option(
     "--pause-sentence", default=250, show_default=True, help="Pause after a sentence (ms)."
 )
@@ -136,7 +135,7 @@ def synth(
     base_url: str | None,
     max_chars: int | None,
     jobs: int | None,
-    audio_format: str,
+    audio: AudioChoice,
     pause_sentence: int,
     pause_paragraph: int,
     pause_chapter: int,
@@ -146,9 +145,11 @@ def synth(
 ) -> None:
     """Synthesise INPUTS (txt, md, html, epub) into OUTDIR.
 
-    Writes NAME.wav (or .pcm), NAME.timestamps.json, NAME.source.txt, NAME.srt
-    and NAME.vtt for each input. Run the same command again after an
-    interruption: only the missing chunks are synthesised.
+    Writes NAME.wav (or .pcm, .m4b, .mp3, .opus, .flac), NAME.timestamps.json,
+    NAME.source.txt, NAME.srt and NAME.vtt for each input; an encoded format
+    is mastered to a loudness and carries chapters, tags and a cover. Run the
+    same command again after an interruption: only the missing chunks are
+    synthesised.
     """
     # Imported here so that `ttsbatch --help` stays fast.
     from scheduler.ingest import ingest_file  # noqa: PLC0415
@@ -156,6 +157,7 @@ def synth(
     from ttsbatch.executors.local import run_local  # noqa: PLC0415
     from ttsbatch.executors.outputs import check_writable, download_outputs  # noqa: PLC0415
     from ttsbatch.executors.progress import TerminalProgress, clock  # noqa: PLC0415
+    from ttsbatch.executors.reporting import summary  # noqa: PLC0415
     from ttsbatch.storage import Store  # noqa: PLC0415
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
@@ -166,15 +168,19 @@ def synth(
             " (set TOGETHER_BASE_URL or OPENAI_BASE_URL where the workers run)"
         )
     settings = _settings(engine, base_url)
-    options = JobOptions(
-        engine=EngineSpec(engine=engine, model=model, voice=voice, language=language),
-        max_chars=max_chars or default_max_chars(engine),
-        pauses=Pauses(
-            sentence_ms=pause_sentence, paragraph_ms=pause_paragraph, chapter_ms=pause_chapter
-        ),
-        audio_format=AudioFormat(audio_format),
+    options = JobOptions.model_validate(
+        {
+            "engine": EngineSpec(engine=engine, model=model, voice=voice, language=language),
+            "max_chars": max_chars or default_max_chars(engine),
+            "pauses": Pauses(
+                sentence_ms=pause_sentence, paragraph_ms=pause_paragraph, chapter_ms=pause_chapter
+            ),
+            **audio.job_options(),
+        }
     )
     documents = [ingest_file(path, keep_boilerplate=keep_boilerplate) for path in inputs]
+    if audio.cover is not None:  # the user's cover over each source's own
+        documents = [document.model_copy(update={"cover": audio.cover}) for document in documents]
     check_writable(outdir)
     started = time.monotonic()
     progress = TerminalProgress()
@@ -213,13 +219,10 @@ def synth(
         # The outputs are in OUTDIR now (hard links): the job's folder was work in progress.
         store.remove_tree(keys.job_prefix(manifest.job_id))
     elapsed = time.monotonic() - started
-    audio = progress.audio_seconds
-    for plan in manifest.documents:
-        audio_file = outdir / f"{plan.name}.{options.audio_format.value}"
-        click.echo(
-            f"{plan.source_name}: {len(plan.chunks)} chunks, {len(plan.chapters)} chapters → {audio_file}"
-        )
-    speed = f" ({audio / elapsed:.0f}x real time)" if audio and elapsed > 0 else ""
+    for line in summary(manifest, outdir):
+        click.echo(line)
+    spoken = progress.audio_seconds
+    speed = f" ({spoken / elapsed:.0f}x real time)" if spoken and elapsed > 0 else ""
     click.echo(f"done in {clock(elapsed)}{speed}; {len(written)} files in {outdir}")
 
 

@@ -9,6 +9,11 @@ chunk's audio) is what a rerun resumes from: the audio is cut back to what the
 journal accounts for, and the words and subtitles are replayed from it. The
 same layout, timeline and subtitle functions as finalize's write the outputs,
 so they are byte-identical to the distributed system's.
+
+For an encoded format the audio stays raw PCM while it grows, and its loudness
+is measured as each chunk is appended (while the engines work); at the end it
+is mastered and encoded by :func:`ttsbatch.audio.finishing.finish_document`,
+as finalize does on the workers.
 """
 
 from __future__ import annotations
@@ -20,12 +25,22 @@ from typing import BinaryIO
 
 from ttsbatch import keys
 from ttsbatch.audio import stitching
+from ttsbatch.audio.finishing import finish_document
+from ttsbatch.audio.mastering import Meter, read_blocks
 from ttsbatch.audio.stitching import SAMPLE_WIDTH, Placement
 from ttsbatch.audio.texts import ChunkTexts, document_head
 from ttsbatch.audio.timeline import JSON_END, json_start
 from ttsbatch.audio.wav import HEADER_SIZE, wav_header
 from ttsbatch.errors import JobError
-from ttsbatch.models import AudioFormat, ChunkRecord, DocumentPlan, Manifest, TimingSource
+from ttsbatch.manifests import read_cover
+from ttsbatch.models import (
+    AudioFormat,
+    AudioReport,
+    ChunkRecord,
+    DocumentPlan,
+    Manifest,
+    TimingSource,
+)
 from ttsbatch.storage import ObjectPart
 from ttsbatch.storage.files import FILE_MODE, write_all
 from ttsbatch.storage.local import LocalStore
@@ -51,9 +66,13 @@ class Assembly:
         self.store = store
         self.plan = plan
         self.job_id = manifest.job_id
+        self.options = manifest.options
         self.format = manifest.options.audio_format
         self.pauses = manifest.options.pauses
         self.header = HEADER_SIZE if self.format is AudioFormat.WAV else 0
+        self.mastered = self.format.encoded and manifest.options.loudness_target() is not None
+        self._meter: Meter | None = None
+        self.report: AudioReport | None = None
         self.placements: list[Placement] = []
         self.kinds: set[TimingSource] = set()
         self.rate = 0
@@ -101,6 +120,10 @@ class Assembly:
         write_all(self._audio, pcm)
         write_all(self._audio, stitching.silence(place.gap))
         write_all(self._journal, record.model_dump_json(by_alias=True).encode() + b"\n")
+        if self.mastered:
+            meter = self._meter = self._meter or Meter(self.rate)
+            meter.feed(pcm)
+            meter.feed(stitching.silence(place.gap))
 
     def finish(self) -> dict[str, str]:
         """Complete the outputs and publish them under their keys; return ``{kind: key}``.
@@ -116,17 +139,41 @@ class Assembly:
         if self.format is AudioFormat.WAV:
             os.pwrite(self._audio, wav_header(self._end, self.rate), 0)
         self.close()
-        outputs = keys.document_outputs(self.job_id, self.plan.doc, self.format.value)
+        outputs = keys.document_outputs(
+            self.job_id, self.plan.doc, self.format.value, cover=self.plan.cover
+        )
         head = document_head(self.plan, self.placements, self.rate, self.kinds)
         words = self._key(WORDS)
         self.store.compose(
             outputs["timestamps"],
             [json_start(head), ObjectPart(words, self.store.size(words)), JSON_END],
         )
-        for name, kind in ((SRT, "srt"), (VTT, "vtt"), (AUDIO, "audio")):
+        for name, kind in ((SRT, "srt"), (VTT, "vtt")):
             # A hard link: the assembly's files stay until discard() for a rerun.
             self.store.download(self._key(name), self.store.path(outputs[kind]))
+        if self.format.encoded:
+            outputs.update(self._encode())
+        else:
+            self.store.download(self._key(AUDIO), self.store.path(outputs["audio"]))
         return outputs
+
+    def _encode(self) -> dict[str, str]:
+        """Master and encode the finished PCM beside it; publish the files; return their keys."""
+        self.report, files = finish_document(
+            self._path(AUDIO),
+            self._path(""),
+            plan=self.plan,
+            options=self.options,
+            placements=self.placements,
+            rate=self.rate,
+            measured=self._meter.result() if self._meter is not None else None,
+            cover=read_cover(self.store, self.job_id, self.plan),
+        )
+        published: dict[str, str] = {}
+        for kind, path in files.items():
+            published[kind] = keys.audio_key(self.job_id, self.plan.doc, kind, self.format.value)
+            self.store.download(self._key(path.name), self.store.path(published[kind]))
+        return published
 
     def close(self) -> None:
         """Close the assembly's files (what was added stays; :meth:`finish` closes too)."""
@@ -182,6 +229,10 @@ class Assembly:
         if records:
             os.ftruncate(self._audio, size)
             os.lseek(self._audio, size, os.SEEK_SET)
+            if self.mastered:  # measure again what the earlier run appended
+                self._meter = Meter(self.rate)
+                for block in read_blocks(self._path(AUDIO), self.header, size - self.header):
+                    self._meter.feed(block)
         else:
             os.ftruncate(self._audio, 0)
             write_all(self._audio, bytes(self.header))  # patched by finish()
@@ -222,8 +273,10 @@ def journaled(store: LocalStore, manifest: Manifest, plan: DocumentPlan) -> int:
 
 def discard(store: LocalStore, job_id: str, plan: DocumentPlan, *, keep_journal: bool) -> None:
     """Remove a finished document's assembly files (optionally keeping its journal)."""
-    names = (AUDIO, WORDS, SRT, VTT) if keep_journal else (AUDIO, WORDS, SRT, VTT, JOURNAL)
-    store.delete(keys.assembly_key(job_id, plan.doc, name) for name in names)
+    folder = keys.assembly_key(job_id, plan.doc, "")
+    store.delete(
+        key for key in list(store.list(folder)) if not (keep_journal and key.endswith(JOURNAL))
+    )
 
 
 def open_assembly(store: LocalStore, manifest: Manifest, plan: DocumentPlan, text: str) -> Assembly:

@@ -30,7 +30,15 @@ from ttsbatch.executors.assembly import Assembly, discard, journaled, open_assem
 from ttsbatch.executors.pools import Synthesized, default_jobs, on_threads, open_pool
 from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.executors.slots import Slots
-from ttsbatch.models import ChunkRecord, Document, DocumentPlan, JobOptions, JobStatus, Manifest
+from ttsbatch.models import (
+    AudioReport,
+    ChunkRecord,
+    Document,
+    DocumentPlan,
+    JobOptions,
+    JobStatus,
+    Manifest,
+)
 from ttsbatch.settings import Settings
 from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
@@ -123,7 +131,7 @@ def _run(
         assembler.finish_rest()
     finally:
         assembler.close()
-    done = write_succeeded(store, manifest, assembler.outputs)
+    done = write_succeeded(store, manifest, assembler.outputs, assembler.audio)
     for plan in manifest.documents:
         discard(store, manifest.job_id, plan, keep_journal=keep_chunks)
     return done
@@ -167,6 +175,7 @@ class _Assembler:
         self.plans: Iterator[DocumentPlan] = iter(manifest.documents)
         self.current: Assembly | None = None
         self.outputs: dict[str, dict[str, str]] = {}
+        self.audio: dict[str, AudioReport] = {}
 
     def slots_path(self) -> Path:
         """Where the run's slots file lives: beside the job's assemblies."""
@@ -198,6 +207,8 @@ class _Assembler:
         """Finish the open document, then open the next; None after the last."""
         if self.current is not None:
             self.outputs[self.current.plan.doc] = self.current.finish()
+            if self.current.report is not None:
+                self.audio[self.current.plan.doc] = self.current.report
             self.current = None
         plan = next(self.plans, None)
         if plan is None:

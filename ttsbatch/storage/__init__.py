@@ -122,3 +122,10 @@ def open_store(url: str) -> Store:
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415 - symmetric with S3
 
     return LocalStore(Path(url.removeprefix("file://")))
+
+
+def upload_file(store: Store, path: Path, key: str, *, block: int = 8 << 20) -> None:
+    """Store the local file ``path`` under ``key``, streamed in blocks."""
+    with path.open("rb") as source, store.open_write(key) as sink:
+        while data := source.read(block):
+            sink.write(data)
