@@ -131,8 +131,13 @@ def encode_file(
     out_rate = codec.rate_for(rate)
     kbps = kbps or codec.kbps
     start, end = span
+    # bitexact: no random Ogg serial numbers, no library versions: the same job
+    # writes the same bytes on a laptop and on a worker.
     container = av.open(
-        str(out), "w", format=codec.muxer, container_options=dict(codec.muxer_options)
+        str(out),
+        "w",
+        format=codec.muxer,
+        container_options={"fflags": "+bitexact", **codec.muxer_options},
     )
     try:
         stream = cast("av.AudioStream", container.add_stream(codec.codec, rate=out_rate))
