@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from scheduler.ingest import ingest_file  # noqa: E402
 from scheduler.planning import plan_job, write_plan  # noqa: E402
 from ttsbatch import keys  # noqa: E402
+from ttsbatch.audio import stitching  # noqa: E402
 from ttsbatch.audio.stitching import SAMPLE_WIDTH  # noqa: E402
 from ttsbatch.audio.wav import HEADER_SIZE  # noqa: E402
 from ttsbatch.executors.local import run_local  # noqa: E402
@@ -51,7 +52,6 @@ from ttsbatch.models import (  # noqa: E402
 )
 from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
-from worker import stitching  # noqa: E402
 
 _engine = None
 
@@ -125,7 +125,14 @@ def stitch_in_child(root: Path, job_id: str, how: str) -> tuple[float, int]:
     return float(out[0]), int(out[1])
 
 
-def stored_job(root: Path, local: Manifest, factor: int, book: Path) -> str:
+def stored_job(
+    root: Path,
+    local: Manifest,
+    factor: int,
+    book: Path,
+    *,
+    audio_format: AudioFormat = AudioFormat.PCM,
+) -> str:
     """Store a job of ``factor`` times the book the way workers do, for finalize to stitch.
 
     The local executor stores no chunk objects (it assembles the audio as
@@ -144,20 +151,21 @@ def stored_job(root: Path, local: Manifest, factor: int, book: Path) -> str:
     )
     doc = ingest_file(book)
     big = doc.model_copy(update={"text": "\n\n".join([doc.text] * factor), "chapters": ()})
-    # Raw PCM: four times a long book passes the 4 GiB limit of WAV.
+    # Raw PCM by default: four times a long book passes the 4 GiB limit of WAV.
     options = JobOptions(
-        engine=EngineSpec(engine="espeak"), max_chars=400, audio_format=AudioFormat.PCM
+        engine=EngineSpec(engine="espeak"), max_chars=400, audio_format=audio_format
     )
-    manifest = write_plan(store, plan_job([big], options, job_id=f"x{factor}"), [big])
+    job_id = f"x{factor}-{audio_format.value}"
+    manifest = write_plan(store, plan_job([big], options, job_id=job_id), [big])
     plan = manifest.documents[0]
-    first = keys.chunk_pcm_key("x1", plan.doc, 0) if factor > 1 else None
+    first = factor > 1
     with (root / keys.output_key(local.job_id, source.doc, "wav")).open("rb") as wav:
         for chunk in plan.chunks:
             n = chunk.index % len(records)
             pcm = root / keys.chunk_pcm_key(manifest.job_id, plan.doc, chunk.index)
             pcm.parent.mkdir(parents=True, exist_ok=True)
-            if first is not None:
-                os.link(root / keys.chunk_pcm_key("x1", source.doc, n), pcm)
+            if first:  # the 1x job of this format was stored first: link its chunks
+                os.link(root / keys.chunk_pcm_key(f"x1-{audio_format.value}", source.doc, n), pcm)
             else:
                 wav.seek(HEADER_SIZE + placements[n].start * SAMPLE_WIDTH)
                 pcm.write_bytes(wav.read(records[n].samples * SAMPLE_WIDTH))

@@ -16,7 +16,10 @@ Opus 32 kb/s, resampled to 24 kHz (Opus takes no 22.05 kHz); FLAC, lossless.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -52,11 +55,22 @@ class Codec:
 CODECS: Mapping[AudioFormat, Codec] = {
     # movflags=faststart: the index first, so a player (or a browser) starts at once.
     AudioFormat.M4B: Codec("aac", "ipod", 64, {"aac_coder": "fast"}, {"movflags": "+faststart"}),
-    AudioFormat.MP3: Codec("libmp3lame", "mp3", 64),
-    AudioFormat.OPUS: Codec("libopus", "ogg", 32, rates=(8000, 12000, 16000, 24000, 48000)),
+    # LAME -q 4 and Opus complexity 6: the fastest settings before the quality drops
+    # (LAME -q 7 and Opus 8+ run at 2-4x the cost of these; measured in the README).
+    AudioFormat.MP3: Codec("libmp3lame", "mp3", 64, {"compression_level": "4"}),
+    AudioFormat.OPUS: Codec(
+        "libopus",
+        "ogg",
+        32,
+        {"compression_level": "6"},
+        rates=(8000, 12000, 16000, 24000, 48000),
+    ),
     AudioFormat.FLAC: Codec("flac", "flac", None),
 }
 
+
+#: Frames (of 4096 samples) queued between the mastering and the encoder thread.
+_QUEUED_FRAMES = 32
 
 #: Formats whose chapters are Vorbis comments, written by :mod:`ttsbatch.audio.tagging`.
 _VORBIS_CHAPTERS = frozenset({AudioFormat.FLAC, AudioFormat.OPUS})
@@ -91,6 +105,52 @@ def tags_of(info: BookInfo, *, track: tuple[int, int] | None = None) -> dict[str
         "track": f"{track[0]}/{track[1]}" if track else None,
     }
     return {key: value for key, value in tags.items() if value}
+
+
+class _Encoder:
+    """Encodes and muxes frames in a thread of its own, while the caller masters the next ones.
+
+    FFmpeg's filter graphs hold the GIL through PyAV, its encoders release it:
+    on two cores the mastering and the encoding overlap.
+    """
+
+    def __init__(self, container: av.container.OutputContainer, stream: av.AudioStream) -> None:
+        self.container, self.stream = container, stream
+        self.frames: queue.Queue[av.AudioFrame | None] = queue.Queue(maxsize=_QUEUED_FRAMES)
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        self.done = self.pool.submit(self._run)
+
+    def __enter__(self) -> _Encoder:
+        return self
+
+    def put(self, frame: av.AudioFrame | None) -> None:
+        """Queue a frame (``None``: the end); raise what the encoder raised, if it stopped."""
+        while True:
+            if self.done.done():
+                self.done.result()  # raises the encoder's error
+                raise RuntimeError("the encoder stopped before the end of the audio")
+            try:
+                self.frames.put(frame, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        try:
+            if error is None:
+                self.put(None)
+                self.done.result()
+            else:  # the mastering failed: let the thread reach the end mark and stop
+                while not self.done.done():
+                    with contextlib.suppress(queue.Full):
+                        self.frames.put(None, timeout=0.1)
+        finally:
+            self.pool.shutdown(wait=True)
+
+    def _run(self) -> None:
+        while (frame := self.frames.get()) is not None:
+            self.container.mux(self.stream.encode(frame))
+        self.container.mux(self.stream.encode(None))
 
 
 def encode_file(
@@ -162,12 +222,12 @@ def encode_file(
         )
         master = Master(rate, gain=gain, out_rate=out_rate)
         blocks = read_blocks(path, offset + start * SAMPLE_WIDTH, (end - start) * SAMPLE_WIDTH)
-        for block in blocks:
-            for frame in master.feed(block):
-                container.mux(stream.encode(frame))
-        for frame in master.close():
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+        with _Encoder(container, stream) as encoder:
+            for block in blocks:
+                for frame in master.feed(block):
+                    encoder.put(frame)
+            for frame in master.close():
+                encoder.put(frame)
     finally:
         container.close()
     if marks and fmt in _VORBIS_CHAPTERS:
