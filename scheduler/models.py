@@ -7,12 +7,13 @@ rather than in :mod:`scheduler.api.schemas`, which the domain never imports.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from ttsbatch.models import AudioFormat, JobStatus, Pauses
+from ttsbatch.models import AudioFormat, BookInfo, JobOptions, JobStatus, LoudnessPreset, Pauses
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
@@ -59,7 +60,28 @@ class JobSpec(Body):
     language: str | None = Field(default=None, max_length=35)
     max_chars: int | None = Field(default=None, ge=20, le=100_000)
     pauses: Pauses | None = None
-    audio_format: AudioFormat = AudioFormat.WAV
+    audio_format: AudioFormat = Field(
+        default=AudioFormat.WAV,
+        description="wav or pcm (raw), or m4b, mp3, opus, flac (encoded, with chapters, tags"
+        " and cover).",
+    )
+    loudness: LoudnessPreset | float | None = Field(
+        default=None,
+        description="audiobook (-18 LUFS), podcast (-16), ebu (-23), off, or a target in LUFS"
+        " (-40..-5); left out: audiobook for encoded formats, off for wav and pcm.",
+    )
+    bitrate_kbps: int | None = Field(
+        default=None, ge=8, le=320, description="Bit rate of m4b, mp3 or opus; left out: theirs."
+    )
+    split_chapters: bool = Field(
+        default=False, description="Also write each chapter as a file of its own (encoded formats)."
+    )
+    info: BookInfo | None = Field(
+        default=None,
+        description="The book's tags (title, author, narrator, album, year, language,"
+        " description, publisher), put over those its source gives; a JSON object in a"
+        " multipart form.",
+    )
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
     webhook_url: str | None = Field(
         default=None,
@@ -68,6 +90,27 @@ class JobSpec(Body):
         description="Called when the job succeeds or fails, signed as Standard Webhooks"
         " (webhook-id, webhook-timestamp, webhook-signature) and delivered at least once.",
     )
+
+    @field_validator("loudness")
+    @classmethod
+    def _loudness_in_range(
+        cls, value: LoudnessPreset | float | None
+    ) -> LoudnessPreset | float | None:
+        # The job options hold the range (JobOptions.loudness_target); refused here, it is a 422.
+        JobOptions(loudness=value).loudness_target()
+        return value
+
+    @field_validator("info", mode="before")
+    @classmethod
+    def _info_from_form(cls, value: object) -> object:
+        # A multipart form's fields are strings; its JSON fields (tags, pauses) are parsed
+        # by the route, and this one here, so that both bodies take the same object.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError('a JSON object, e.g. {"title": "Emma"}') from None
+        return value
 
 
 class RunProgress(BaseModel):

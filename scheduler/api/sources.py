@@ -3,6 +3,7 @@
 Limits are checked here, before anything is planned, with messages that say
 what to change: on a request's inputs as given (:func:`check_size`, a job
 the API accepts) or on ingested documents (:func:`check_limits`, a run's jobs).
+An uploaded cover image is checked here too (:func:`cover_of`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from scheduler.api.errors import InvalidRequestError, TooLargeError, UnsupportedError
 from scheduler.ingest import ingest_bytes, ingest_text
 from scheduler.ingest.formats import SUPPORTED, detect
+from scheduler.ingest.metadata import MAX_COVER_BYTES
 from scheduler.intake import Given, too_many_characters
 from ttsbatch.errors import StorageError
-from ttsbatch.models import Document
+from ttsbatch.models import Cover, Document
 from ttsbatch.settings import ApiSettings
 from ttsbatch.storage import Store
 from ttsbatch.storage.s3 import S3Store, create_client
@@ -44,6 +47,33 @@ def from_upload(upload: Upload) -> Document:
 def from_text(text: str, name: str) -> Document:
     """Ingest inline text."""
     return ingest_text(text, name)
+
+
+#: A cover's type, told by its first bytes (its name and declared type are not trusted).
+_IMAGE_MAGIC: Final[tuple[tuple[bytes, Literal["image/jpeg", "image/png"]], ...]] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+)
+
+
+def cover_of(upload: Upload) -> Cover:
+    """Return an uploaded cover image, a JPEG or a PNG (told by its bytes) of at most 20 MiB.
+
+    Raises:
+        InvalidRequestError: empty, too large, or neither a JPEG nor a PNG.
+    """
+    name = upload.filename
+    if not upload.data:
+        raise InvalidRequestError(f"cover {name}: the file is empty: upload a JPEG or PNG image")
+    if len(upload.data) > MAX_COVER_BYTES:
+        raise InvalidRequestError(
+            f"cover {name}: {len(upload.data)} bytes; the limit is {MAX_COVER_BYTES}"
+            " (20 MiB): upload a smaller image"
+        )
+    kind = next((kind for magic, kind in _IMAGE_MAGIC if upload.data.startswith(magic)), None)
+    if kind is None:
+        raise InvalidRequestError(f"cover {name}: not a JPEG or PNG image: upload one of those")
+    return Cover(media_type=kind, data=upload.data)
 
 
 def file_input(filename: str, data: bytes) -> Given:
