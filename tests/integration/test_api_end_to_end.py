@@ -27,17 +27,21 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from scheduler.api import create_app
-from scheduler.ingest import ingest_text
+from scheduler.ingest import ingest_file, ingest_text
 from ttsbatch.cli import client as cli_client
 from ttsbatch.client import ApiClient
+from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
 from ttsbatch.dev.services import LOOPBACK, free_port
 from ttsbatch.dev.stack import stop_process, ttsbatch_command
+from ttsbatch.executors.local import run_local
+from ttsbatch.executors.outputs import download_outputs
 from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, PROVIDER_QUEUE
-from ttsbatch.models import Document
+from ttsbatch.models import AudioFormat, Document
 from ttsbatch.roster import Roster
-from ttsbatch.settings import ApiSettings, JobDefaults
+from ttsbatch.settings import ApiSettings, JobDefaults, Settings, TogetherSettings
+from ttsbatch.storage.local import LocalStore
 
-from .conftest import OPTIONS, Harness, make_book, wait_for
+from .conftest import API_KEY, OPTIONS, Harness, make_book, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -264,3 +268,49 @@ def test_after_flushall_the_api_lists_the_same_jobs_runs_and_schedules_and_all_s
         wait_for_workers(harness, 1)  # their next heartbeat
         after = api.post("/v1/jobs", json={"input": "After the flush.", **engine}).json()
         assert follow(api, after["id"])["status"] == "succeeded"  # the beat plans, workers speak
+
+
+def test_an_m4b_job_through_the_api_is_the_same_file_a_local_run_writes(
+    make_harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """Mastered and encoded on a worker (finalize), byte for byte what ``synth`` writes."""
+    harness = make_harness()
+    harness.workers.start(1)
+    wait_for_workers(harness, 1)
+    book = tmp_path / "book.md"
+    book.write_text(
+        "\n\n".join(f"# Part {n}\n\n{make_book(4).text}" for n in ("One", "Two")), encoding="utf-8"
+    )
+    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
+    app = create_app(settings, store=harness.store)
+    engine = OPTIONS.engine
+    m4b = {"audio_format": "m4b", "split_chapters": True}
+    with beat(harness), serve(app) as url, ApiClient(url, KEY) as api:
+        job = api.submit_files(
+            [book],
+            engine=engine.engine,
+            model=engine.model,
+            voice=engine.voice,
+            max_chars=OPTIONS.max_chars,
+            **m4b,
+        )
+        final = list(api.events(job["id"]))[-1][1]
+        assert final["status"] == "succeeded", final
+        written = {path.name for path in api.download(job["id"], tmp_path / "api")}
+    with run_in_thread(FakeProviderConfig()) as provider:
+        local = LocalStore(tmp_path / "local")
+        manifest = run_local(
+            [ingest_file(book)],
+            OPTIONS.model_copy(update={"audio_format": AudioFormat.M4B, "split_chapters": True}),
+            store=local,
+            settings=Settings(
+                together=TogetherSettings(base_url=provider.api_url, api_key=API_KEY)
+            ),
+            jobs=2,
+        )
+    expected = download_outputs(local, manifest, tmp_path / "expected")
+    assert {"book.m4b", "book.001.m4b", "book.002.m4b"} <= written
+    for path in expected:
+        assert (tmp_path / "api" / path.name).read_bytes() == path.read_bytes(), path.name
+    report = manifest.audio["book"].loudness
+    assert report is not None and abs(report.output_lufs + 18) <= 1
