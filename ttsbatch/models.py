@@ -61,11 +61,25 @@ class BookInfo(Frozen):
         return base.model_copy(update=self.model_dump(exclude_none=True))
 
 
+#: The largest cover image taken, from a book or a user.
+MAX_COVER_BYTES: Final = 20 * 1024 * 1024
+_IMAGE_MAGIC: Final[tuple[tuple[bytes, Literal["image/jpeg", "image/png"]], ...]] = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+)
+
+
 class Cover(Frozen):
     """A cover image: its bytes and media type (``image/jpeg`` or ``image/png``)."""
 
     media_type: Literal["image/jpeg", "image/png"]
     data: bytes = Field(repr=False)
+
+    @classmethod
+    def sniff(cls, data: bytes) -> Cover | None:
+        """Return ``data`` as a cover if its first bytes say JPEG or PNG, else ``None``."""
+        kind = next((kind for magic, kind in _IMAGE_MAGIC if data.startswith(magic)), None)
+        return cls(media_type=kind, data=data) if kind else None
 
     @property
     def suffix(self) -> str:
@@ -265,6 +279,26 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+#: ACX's levels for audiobooks: RMS within -23..-18 dB, peaks at most -3 dB, and a
+#: noise floor at most -60 dB (ACX's audio submission requirements).
+ACX_RMS_DB: Final = (-23.0, -18.0)
+ACX_PEAK_DB: Final = -3.0
+ACX_FLOOR_DB: Final = -60.0
+
+
+def acx_misses(rms_dbfs: float, peak_dbfs: float, floor_dbfs: float) -> list[str]:
+    """Return each of ACX's levels that these miss, said in words (none: it meets them)."""
+    low, high = ACX_RMS_DB
+    misses = []
+    if not low <= rms_dbfs <= high:
+        misses.append(f"RMS {rms_dbfs:.1f} dB, not within {low:.0f}..{high:.0f} dB")
+    if peak_dbfs > ACX_PEAK_DB:
+        misses.append(f"peak {peak_dbfs:.1f} dB, above {ACX_PEAK_DB:.0f} dB")
+    if floor_dbfs > ACX_FLOOR_DB:
+        misses.append(f"noise floor {floor_dbfs:.0f} dB, above {ACX_FLOOR_DB:.0f} dB")
+    return misses
 
 
 class LoudnessReport(Frozen):

@@ -107,4 +107,5 @@ def render_job(
         created_at=iso(entry.created_at),
         started_at=iso(started),
         finished_at=iso(finished),
+        audio=dict(manifest.audio),
     )

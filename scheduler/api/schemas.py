@@ -11,7 +11,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.models import RUN_EXAMPLE, SCHEDULE_EXAMPLE, Body, JobSpec, Name, Run, Schedule
-from ttsbatch.models import JobOptions, JobStatus
+from ttsbatch.models import AudioReport, JobOptions, JobStatus
 
 # JobSpec, Run and Schedule are the domain's; the routes and OpenAPI take them from here too.
 __all__ = [
@@ -136,6 +136,12 @@ class Job(BaseModel):
     created_at: str | None
     started_at: str | None
     finished_at: str | None
+    audio: dict[str, AudioReport] = Field(
+        default_factory=dict,
+        description="Per document, once the job succeeded: the audio written (format, codec,"
+        " duration) and its mastering (loudness before and after, true peak, RMS, noise floor,"
+        " whether it meets ACX's levels).",
+    )
 
 
 class JobList(BaseModel):

@@ -11,15 +11,13 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
 
 from scheduler.api.errors import InvalidRequestError, TooLargeError, UnsupportedError
 from scheduler.ingest import ingest_bytes, ingest_text
 from scheduler.ingest.formats import SUPPORTED, detect
-from scheduler.ingest.metadata import MAX_COVER_BYTES
 from scheduler.intake import Given, too_many_characters
 from ttsbatch.errors import StorageError
-from ttsbatch.models import Cover, Document
+from ttsbatch.models import MAX_COVER_BYTES, Cover, Document
 from ttsbatch.settings import ApiSettings
 from ttsbatch.storage import Store
 from ttsbatch.storage.s3 import S3Store, create_client
@@ -50,10 +48,6 @@ def from_text(text: str, name: str) -> Document:
 
 
 #: A cover's type, told by its first bytes (its name and declared type are not trusted).
-_IMAGE_MAGIC: Final[tuple[tuple[bytes, Literal["image/jpeg", "image/png"]], ...]] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
 
 
 def cover_of(upload: Upload) -> Cover:
@@ -70,10 +64,10 @@ def cover_of(upload: Upload) -> Cover:
             f"cover {name}: {len(upload.data)} bytes; the limit is {MAX_COVER_BYTES}"
             " (20 MiB): upload a smaller image"
         )
-    kind = next((kind for magic, kind in _IMAGE_MAGIC if upload.data.startswith(magic)), None)
-    if kind is None:
+    cover = Cover.sniff(upload.data)
+    if cover is None:
         raise InvalidRequestError(f"cover {name}: not a JPEG or PNG image: upload one of those")
-    return Cover(media_type=kind, data=upload.data)
+    return cover
 
 
 def file_input(filename: str, data: bytes) -> Given:

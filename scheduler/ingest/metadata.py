@@ -22,24 +22,19 @@ import html
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final
 from xml.etree.ElementTree import Element
 
 from lxml import etree
 
 from ttsbatch.errors import InputError, UnsafeInputError
-from ttsbatch.models import BookInfo, Cover
+from ttsbatch.models import MAX_COVER_BYTES, BookInfo, Cover
 
 from .archive import Archive
 from .normalise import Block, clean
 from .safexml import local_name
 
-MAX_COVER_BYTES: Final = 20 * 1024 * 1024
 _COVER_TYPES: Final = frozenset({"image/jpeg", "image/jpg", "image/png"})
-_MAGIC: Final[tuple[tuple[bytes, Literal["image/jpeg", "image/png"]], ...]] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
 # dc:date events (EPUB 2) that date the file, not the book.
 _NOT_PUBLICATION: Final = frozenset({"modification", "conversion"})
 _YEAR = re.compile(r"(?<!\d)\d{4}(?!\d)")
@@ -161,8 +156,7 @@ def read_cover(archive: Archive, path: str, media_type: str) -> Cover | None:
         return None  # A corrupt cover costs the cover, not the book.
     if len(data) > MAX_COVER_BYTES:
         return None
-    kind = next((kind for magic, kind in _MAGIC if data.startswith(magic)), None)
-    return Cover(media_type=kind, data=data) if kind else None
+    return Cover.sniff(data)
 
 
 def _is_named(meta: etree._Element, name: str) -> bool:

@@ -21,6 +21,7 @@ not depend on how the audio arrived: the two executors master to the same bytes.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,7 +32,7 @@ import av.filter
 import numpy as np
 
 from ttsbatch.audio.stitching import SAMPLE_WIDTH
-from ttsbatch.models import LoudnessReport
+from ttsbatch.models import LoudnessReport, acx_misses
 
 #: Samples per frame fed to a filter graph (fixed: see the module's docstring).
 FRAME = 4096
@@ -279,20 +280,25 @@ class Master:
             true_peak_dbtp=round(peak, 2),
             rms_dbfs=round(rms, 2),
             noise_floor_dbfs=round(floor, 2),
-            acx=-23.0 <= rms <= -18.0 and peak <= -3.0 and floor <= -60.0,
+            acx=not acx_misses(rms, peak, floor),
         )
 
 
 class Levels:
-    """RMS of a whole stream and of its quietest half second (windows on absolute positions)."""
+    """RMS of a whole stream, and of its quietest half second (the noise floor).
+
+    The half seconds slide in steps of 50 ms, so any pause of 0.55 s or more
+    is found wherever it falls.
+    """
 
     def __init__(self, rate: int) -> None:
-        self.window = int(rate * FLOOR_SECONDS)
+        self.block = max(1, rate // 20)
         self.squares = 0.0
         self.count = 0
         self.quietest = math.inf
-        self._window_sum = 0.0
-        self._window_fill = 0
+        self._blocks: deque[float] = deque(maxlen=round(FLOOR_SECONDS * 20))
+        self._block_sum = 0.0
+        self._block_fill = 0
 
     def add(self, frame: av.AudioFrame) -> None:
         """Account for the next frame of the stream."""
@@ -302,16 +308,20 @@ class Levels:
         self.count += x.size
         at = 0
         while at < x.size:
-            take = min(self.window - self._window_fill, x.size - at)
-            self._window_sum += float(squares[at : at + take].sum())
-            self._window_fill += take
+            take = min(self.block - self._block_fill, x.size - at)
+            self._block_sum += float(squares[at : at + take].sum())
+            self._block_fill += take
             at += take
-            if self._window_fill == self.window:
-                self.quietest = min(self.quietest, self._window_sum / self.window)
-                self._window_sum, self._window_fill = 0.0, 0
+            if self._block_fill == self.block:
+                self._blocks.append(self._block_sum)
+                self._block_sum, self._block_fill = 0.0, 0
+                if len(self._blocks) == self._blocks.maxlen:
+                    window = sum(self._blocks) / (self.block * len(self._blocks))
+                    self.quietest = min(self.quietest, window)
 
     def result(self) -> tuple[float, float]:
-        """Return the RMS and the noise floor, in dBFS."""
+        """Return the RMS and the noise floor, in dBFS (a stream shorter than the window:
+        its RMS is its floor)."""
         rms = math.sqrt(self.squares / self.count) if self.count else 0.0
         floor = self.quietest if self.quietest != math.inf else rms * rms
         return db(rms), db(math.sqrt(floor))

@@ -18,13 +18,20 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, Final, cast, get_args
 
 import click
 from pydantic import ValidationError
 
 from ttsbatch.errors import ConfigError
-from ttsbatch.models import AudioFormat, BookInfo, Cover, JobOptions, LoudnessPreset
+from ttsbatch.models import (
+    MAX_COVER_BYTES,
+    AudioFormat,
+    BookInfo,
+    Cover,
+    JobOptions,
+    LoudnessPreset,
+)
 from ttsbatch.settings import ENGINES, Settings
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -56,10 +63,6 @@ AUDIO_FORMATS: Final = tuple(f.value for f in AudioFormat)
 _PRESETS: Final[tuple[str, ...]] = get_args(LoudnessPreset)
 _LOUDNESS_HELP: Final = f"{', '.join(_PRESETS)}, or a target in LUFS from -40 to -5 (e.g. -20)"
 #: A cover's type, told by its first bytes (its name is not trusted).
-_IMAGE_MAGIC: Final[tuple[tuple[bytes, Literal["image/jpeg", "image/png"]], ...]] = (
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-)
 #: The book's tags the commands take (the rest of BookInfo is the source's).
 _INFO_OPTIONS: Final = ("title", "author", "narrator", "album", "year")
 
@@ -100,9 +103,6 @@ class CoverType(click.ParamType[Cover]):
         """Read the image; a usage error names the file if it is unreadable or no JPEG/PNG."""
         if isinstance(value, Cover):
             return value
-        # Ingestion's cap on a book's own cover (importing it loads the parsers: only here).
-        from scheduler.ingest.metadata import MAX_COVER_BYTES  # noqa: PLC0415
-
         path = Path(str(value))
         try:
             with path.open("rb") as image:
@@ -111,10 +111,10 @@ class CoverType(click.ParamType[Cover]):
             self.fail(f"{path}: cannot read it ({exc.strerror or exc})", param, ctx)
         if len(data) > MAX_COVER_BYTES:
             self.fail(f"{path}: larger than 20 MiB: give a smaller image", param, ctx)
-        kind = next((kind for magic, kind in _IMAGE_MAGIC if data.startswith(magic)), None)
-        if kind is None:
+        cover = Cover.sniff(data)
+        if cover is None:
             self.fail(f"{path}: not a JPEG or PNG image: give one of those", param, ctx)
-        return Cover(media_type=kind, data=data)
+        return cover
 
 
 @dataclass(frozen=True, slots=True)

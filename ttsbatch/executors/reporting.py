@@ -9,15 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
-from ttsbatch.models import JobStatus, LoudnessReport, Manifest
-
-#: ACX's levels (RMS, peak, noise floor), to say which one a file misses; mastering
-#: decides whether a file meets them (``LoudnessReport.acx``).
-ACX_RMS_DB: Final = (-23.0, -18.0)
-ACX_PEAK_DB: Final = -3.0
-ACX_FLOOR_DB: Final = -60.0
+from ttsbatch.models import JobStatus, LoudnessReport, Manifest, acx_misses
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +65,5 @@ def loudness_line(name: str, report: LoudnessReport) -> str:
     )
     if report.acx:
         return f"{levels}: meets ACX's levels"
-    misses = _acx_misses(report)
+    misses = acx_misses(report.rms_dbfs, report.true_peak_dbtp, report.noise_floor_dbfs)
     return f"{levels}: does not meet ACX's levels" + (f" ({'; '.join(misses)})" if misses else "")
-
-
-def _acx_misses(report: LoudnessReport) -> list[str]:
-    low, high = ACX_RMS_DB
-    misses = []
-    if not low <= report.rms_dbfs <= high:
-        misses.append(f"RMS {report.rms_dbfs:.1f} dB, not within {low:.0f}..{high:.0f} dB")
-    if report.true_peak_dbtp > ACX_PEAK_DB:
-        misses.append(f"peak {report.true_peak_dbtp:.1f} dB, above {ACX_PEAK_DB:.0f} dB")
-    if report.noise_floor_dbfs > ACX_FLOOR_DB:
-        misses.append(f"noise floor {report.noise_floor_dbfs:.0f} dB, above {ACX_FLOOR_DB:.0f} dB")
-    return misses
