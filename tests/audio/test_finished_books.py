@@ -12,11 +12,9 @@ import math
 import re
 import shutil
 import subprocess
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import mutagen
 import numpy as np
 import pytest
@@ -24,6 +22,7 @@ from mutagen.id3 import ID3
 
 from scheduler.ingest import ingest_bytes
 from scheduler.planning import plan_job, write_plan
+from tests.images import jpeg
 from ttsbatch import keys
 from ttsbatch.audio.mastering import Meter, measure_file
 from ttsbatch.executors.assembly import open_assembly
@@ -58,83 +57,32 @@ TEXT = "\n\n".join(
 )
 
 
-def jpeg(size: int = 64) -> bytes:
-    """A small real JPEG, made with PyAV's mjpeg encoder."""
-    frame = av.VideoFrame.from_ndarray(
-        np.full((size, size, 3), 180, dtype=np.uint8), format="rgb24"
-    ).reformat(format="yuvj420p")
-    codec = av.CodecContext.create("mjpeg", "w")
-    codec.width = codec.height = size
-    codec.pix_fmt = "yuvj420p"
-    codec.time_base = Fraction(1, 25)
-    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
-
-
 COVER = Cover(media_type="image/jpeg", data=jpeg())
 
 
+def tool(command: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ffmpeg or ffprobe (``command`` split on spaces); fail the test if it fails."""
+    return subprocess.run(command.split(" "), check=True, capture_output=True)
+
+
 def probe(path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            "ffprobe",
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_chapters",
-            "-show_format",
-            "-show_streams",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
+    """What ffprobe finds: chapters, format (with tags) and streams."""
+    out = tool(
+        f"ffprobe -v error -print_format json -show_chapters -show_format -show_streams {path}"
+    )
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
 def decode(path: Path, rate: int = 22050) -> np.ndarray:
-    raw = subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(path),
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "-ar",
-            str(rate),
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-    ).stdout
+    """The audio as ffmpeg decodes it, as floats of s16 mono at ``rate``."""
+    raw = tool(f"ffmpeg -v error -i {path} -f s16le -ac 1 -ar {rate} -").stdout
     return np.frombuffer(raw, dtype="<i2").astype(np.float64)
 
 
 def ebur128(path: Path) -> tuple[float, float]:
     """Integrated loudness and true peak as ffmpeg's own ebur128 filter reports them."""
-    log = subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(path),
-            "-af",
-            "ebur128=peak=true",
-            "-f",
-            "null",
-            "-",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stderr
-    summary = log[log.rindex("Summary:") :]
+    log = tool(f"ffmpeg -hide_banner -nostats -i {path} -af ebur128=peak=true -f null -")
+    summary = log.stderr.decode()[log.stderr.decode().rindex("Summary:") :]
     lufs = float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary).group(1))  # type: ignore[union-attr]
     peak = float(re.search(r"Peak:\s+(-?[\d.]+) dBFS", summary).group(1))  # type: ignore[union-attr]
     return lufs, peak
@@ -343,21 +291,5 @@ def test_the_meter_does_not_depend_on_how_the_audio_arrives(tmp_path: Path) -> N
     pieces.feed(data[at:])
     assert pieces.result() == whole
     wav = tmp_path / "keeper.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-f",
-            "s16le",
-            "-ar",
-            "22050",
-            "-ac",
-            "1",
-            "-i",
-            str(path),
-            str(wav),
-        ],
-        check=True,
-    )
+    tool(f"ffmpeg -v error -f s16le -ar 22050 -ac 1 -i {path} {wav}")
     assert abs(ebur128(wav)[0] - whole.lufs) <= 0.1

@@ -7,14 +7,13 @@ is there.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from scheduler.ingest import ingest_bytes, ingest_file, metadata
+from tests.images import png
 from tests.scheduler.test_ingest_epub import XHTML_TYPE, epub, xhtml
 from ttsbatch.errors import UnsafeInputError
 from ttsbatch.models import BookInfo, Document
@@ -23,18 +22,6 @@ CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00\xff\xd9"
 GIF = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;"
 CHAPTER = xhtml("<h1>One</h1><p>The lamp was lit at dusk, and it burned all night.</p>")
-
-
-def png() -> bytes:
-    """A valid 1x1 PNG."""
-
-    def part(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00")
-    return b"\x89PNG\r\n\x1a\n" + part(b"IHDR", header) + part(b"IDAT", pixels) + part(b"IEND", b"")
 
 
 def package(

@@ -11,16 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from tests.images import png
 from ttsbatch.cli.client import AudioChoice, audio_options, submit
 from ttsbatch.cli.main import main, synth
 from ttsbatch.executors.reporting import loudness_line, summary
@@ -37,20 +36,6 @@ from ttsbatch.models import (
 )
 
 BIN = Path(sys.executable).parent / "ttsbatch"
-
-
-def png() -> bytes:
-    """A real 1x1 PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"\0\xff\x80\x00")
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    )
 
 
 def choose(*argv: str) -> tuple[AudioChoice | None, click.testing.Result]:
