@@ -67,6 +67,7 @@ def chunk_messages(
                 index=chunk.index,
                 text=text[chunk.char_start : chunk.char_end],
                 engine=manifest.options.engine,
+                cache_scope=manifest.cache_scope,
             )
 
 

@@ -268,7 +268,9 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
         except InputError as exc:
             fail_unplanned(store, state, record, str(exc))
             return JobStatus.FAILED
-        manifest, texts, fresh = plan_into(store, documents, record.options, job_id=job_id)
+        manifest, texts, fresh = plan_into(
+            store, documents, record.options, job_id=job_id, cache_scope=record.cache_scope
+        )
     elif status is None and manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         return None  # a stale message of a job that ended: only a retry restarts it
     else:

@@ -82,6 +82,11 @@ class JobSpec(Body):
         " description, publisher), put over those its source gives; a JSON object in a"
         " multipart form.",
     )
+    cache: bool = Field(
+        default=True,
+        description="Take chunks already spoken from the tenant's chunk cache (false:"
+        " synthesise every chunk again, and pay for it).",
+    )
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
     webhook_url: str | None = Field(
         default=None,

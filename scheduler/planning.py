@@ -58,9 +58,17 @@ def doc_ids_of(names: Sequence[str]) -> list[str]:
 
 
 def plan_job(
-    documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
+    documents: Sequence[Document],
+    options: JobOptions,
+    *,
+    job_id: str | None = None,
+    cache_scope: str | None = None,
 ) -> Manifest:
-    """Split every document and return the job's manifest (status ``queued``)."""
+    """Split every document and return the job's manifest (status ``queued``).
+
+    ``cache_scope`` names the chunk cache the job's chunks are looked up in and
+    kept in (:mod:`ttsbatch.cache`); ``None``: every chunk is synthesised.
+    """
     plans = tuple(
         DocumentPlan(
             doc=doc,
@@ -80,6 +88,7 @@ def plan_job(
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         options=options,
         documents=plans,
+        cache_scope=cache_scope,
     )
 
 
@@ -103,14 +112,19 @@ def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) 
 
 
 def plan_into(
-    store: Store, documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
+    store: Store,
+    documents: Sequence[Document],
+    options: JobOptions,
+    *,
+    job_id: str | None = None,
+    cache_scope: str | None = None,
 ) -> tuple[Manifest, dict[str, str], bool]:
     """Plan a job into the store; return the manifest in force, the texts by document id,
     and whether the plan is new (no manifest was stored for the job id before).
 
     A manifest already stored for the job id is kept (:func:`write_plan`).
     """
-    planned = plan_job(documents, options, job_id=job_id)
+    planned = plan_job(documents, options, job_id=job_id, cache_scope=cache_scope)
     manifest = write_plan(store, planned, documents)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
     return manifest, texts, manifest is planned

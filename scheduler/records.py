@@ -67,6 +67,9 @@ class JobRecord(BaseModel):
         default=None, description="None only in records written before options were kept."
     )
     documents: tuple[str, ...] = Field(default=(), description="Document ids, in order.")
+    cache_scope: str | None = Field(
+        default=None, description="The job's chunk cache (ttsbatch.cache); None: none."
+    )
     inputs: tuple[JobInput, ...] = Field(
         default=(), description="What to plan; empty for a job planned when it was accepted."
     )

@@ -10,6 +10,8 @@ The store (architecture.md), relative to a store's prefix:
     jobs/<job_id>/out/<doc>.<ext>     wav, pcm, m4b, mp3, opus, flac, timestamps.json,
                                       source.txt, srt, vtt, cover.jpg or cover.png
     jobs/<job_id>/out/<doc>.<nnn>.<ext>  chapter nnn's own file (split chapters)
+    cache/<scope>/<aa>/<address>.pcm  a cached chunk's audio (ttsbatch.cache), then
+    cache/<scope>/<aa>/<address>.json its record: a tenant's scope, ``shared`` or ``local``
     jobs/<job_id>/assembly/<doc>/     the local executor's outputs in the making:
                                       audio.part, records.jsonl (its chunk records in
                                       order), words.part, srt.part, vtt.part
@@ -151,3 +153,13 @@ def audio_key(job_id: str, doc: str, kind: str, audio_suffix: str) -> str:
     """Return the key of a document's audio output: the whole (``audio``) or a chapter (``001``)."""
     suffix = audio_suffix if kind == "audio" else f"{kind}.{audio_suffix}"
     return output_key(job_id, doc, suffix)
+
+
+def cache_prefix(scope: str) -> str:
+    """Return the prefix of one scope of the chunk cache."""
+    return f"cache/{scope}/"
+
+
+def cache_key(scope: str, address: str, suffix: str) -> str:
+    """Return the key of a cached chunk's ``pcm`` or ``json``, fanned out by its first byte."""
+    return f"cache/{scope}/{address[:2]}/{address}.{suffix}"

@@ -55,6 +55,10 @@ class ChunkMessage(Frozen):
     attempt: int = Field(
         default=0, ge=0, description="Failed attempts so far, as counted by the retry policy."
     )
+    cache_scope: str | None = Field(
+        default=None,
+        description="The chunk cache to look in and keep the chunk in (none: no cache).",
+    )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

@@ -160,6 +160,8 @@ class ChunkRecord(Frozen):
     timing: TimingSource
     words: tuple[WordTiming, ...] = ()
     engine: str
+    cached: bool = Field(default=False, description="Taken from the chunk cache, not synthesised.")
+    retries: int = Field(default=0, ge=0, description="Failed attempts before this one.")
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -330,6 +332,33 @@ class AudioReport(Frozen):
     loudness: LoudnessReport | None = None
 
 
+class Usage(Frozen):
+    """What a job's chunks cost: characters sent to the engine, and taken from the cache.
+
+    ``chars_sent`` counts each chunk synthesised once; ``chars_retried`` what
+    retries sent again (a provider may bill those too); ``chars_cached`` what
+    came from the chunk cache and was not sent at all.
+    """
+
+    engine: str
+    model: str | None = None
+    chunks_sent: int = 0
+    chunks_cached: int = 0
+    chars_sent: int = 0
+    chars_retried: int = 0
+    chars_cached: int = 0
+    price_per_million: float | None = Field(
+        default=None, description="USD per million characters (settings' price table)."
+    )
+
+    @property
+    def cost(self) -> float | None:
+        """USD for the characters sent (retries included), if the price is known."""
+        if self.price_per_million is None:
+            return None
+        return round((self.chars_sent + self.chars_retried) * self.price_per_million / 1e6, 6)
+
+
 class DocumentPlan(Frozen):
     """A document inside a job: where its text is and how it was cut into chunks."""
 
@@ -361,6 +390,11 @@ class Manifest(Frozen):
     )
     audio: dict[str, AudioReport] = Field(
         default_factory=dict, description="Per document: the audio written and its loudness."
+    )
+    usage: Usage | None = Field(default=None, description="Characters billed and cached.")
+    cache_scope: str | None = Field(
+        default=None,
+        description="Where the job's chunks are looked up and kept (ttsbatch.cache); None: no cache.",
     )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

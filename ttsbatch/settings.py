@@ -8,6 +8,8 @@ README's configuration table.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -146,6 +148,46 @@ class WorkerSettings(BaseSettings):
     )
 
 
+#: Published prices in USD per million characters, by ``engine/model`` (or ``engine``):
+#: Together's price list (Orpheus $15, Kokoro $4), OpenAI's (tts-1 $15, tts-1-hd $30).
+#: TTSBATCH_PRICES (JSON, the same shape) replaces the table.
+DEFAULT_PRICES: dict[str, float] = {
+    "espeak": 0.0,
+    "together/canopylabs/orpheus-3b-0.1-ft": 15.0,
+    "together/hexgrad/Kokoro-82M": 4.0,
+    "openai/tts-1": 15.0,
+    "openai/tts-1-hd": 30.0,
+}
+
+
+class CacheSettings(BaseSettings):
+    """The chunk cache (``TTSBATCH_CACHE_*``): where the CLI keeps it, its budget, its scope."""
+
+    model_config = SettingsConfigDict(env_prefix="TTSBATCH_CACHE_", extra="ignore")
+
+    dir: str = Field(
+        default="",
+        description="The local executor's cache folder; empty: $XDG_CACHE_HOME/ttsbatch"
+        " (~/.cache/ttsbatch). TTSBATCH_CACHE also sets it.",
+    )
+    max_bytes: int = Field(
+        default=10 * 1024**3, ge=0, description="The local cache's size budget (LRU eviction)."
+    )
+    shared: bool = Field(
+        default=False,
+        description="One cache for every tenant of the API. A hit tells a tenant that someone"
+        " spoke that text before: off by default (each tenant has its own).",
+    )
+
+    def folder(self) -> Path:
+        """The local cache folder: TTSBATCH_CACHE_DIR, TTSBATCH_CACHE, XDG's cache home, ~/.cache."""
+        chosen = self.dir or os.environ.get("TTSBATCH_CACHE", "")
+        if chosen:
+            return Path(chosen).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "ttsbatch"
+
+
 class Settings(BaseSettings):
     """Settings of every ttsbatch process (CLI, worker, API)."""
 
@@ -162,3 +204,14 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     defaults: JobDefaults = Field(default_factory=JobDefaults)
+    # Not "cache": TTSBATCH_CACHE (the folder, as the issue and XDG tools name it) would be
+    # read as this nested model's JSON.
+    chunk_cache: CacheSettings = Field(default_factory=CacheSettings)
+    prices: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per million characters by engine/model or engine (TTSBATCH_PRICES, JSON).",
+    )
+
+    def price_of(self, engine: str, model: str | None) -> float | None:
+        """The price per million characters of ``engine``'s ``model``, if the table has it."""
+        return self.prices.get(f"{engine}/{model}", self.prices.get(engine))

@@ -37,9 +37,11 @@ from ttsbatch.models import (
     JobStatus,
     Manifest,
     TimingSource,
+    Usage,
 )
 from ttsbatch.storage import ObjectPart, Part, Store, upload_file
 from ttsbatch.storage.readahead import read_ahead
+from ttsbatch.usage import UsageCounter
 
 
 def _load(store: Store, job_id: str, plan: DocumentPlan, index: int) -> ChunkRecord:
@@ -58,21 +60,23 @@ def _records(store: Store, job_id: str, plan: DocumentPlan) -> Iterator[ChunkRec
 
 
 def _scan(
-    store: Store, job_id: str, plan: DocumentPlan
+    store: Store, job_id: str, plan: DocumentPlan, counter: UsageCounter
 ) -> tuple[list[int], list[int], set[TimingSource]]:
-    """Read every chunk record once, keeping only sample counts, rates and timing kinds."""
+    """Read every chunk record once, keeping only sample counts, rates and timing kinds;
+    count what the chunks cost into ``counter``."""
     samples: list[int] = []
     rates: list[int] = []
     kinds: set[TimingSource] = set()
-    for record in _records(store, job_id, plan):
+    for chunk, record in zip(plan.chunks, _records(store, job_id, plan), strict=True):
         samples.append(record.samples)
         rates.append(record.sample_rate)
         kinds.add(record.timing)
+        counter.add(chunk.char_end - chunk.char_start, record)
     return samples, rates, kinds
 
 
 def finalize_document(
-    store: Store, manifest: Manifest, plan: DocumentPlan
+    store: Store, manifest: Manifest, plan: DocumentPlan, counter: UsageCounter | None = None
 ) -> tuple[dict[str, str], AudioReport | None]:
     """Write one document's outputs; return them as ``{kind: key}``, and the audio's report.
 
@@ -80,7 +84,7 @@ def finalize_document(
     the timeline and subtitles are written chunk by chunk.
     """
     job_id = manifest.job_id
-    samples, rates, kinds = _scan(store, job_id, plan)
+    samples, rates, kinds = _scan(store, job_id, plan, counter or UsageCounter())
     rate = stitching.common_sample_rate(rates, job_id=job_id)
     placements = stitching.layout(
         plan.chunks, samples, sample_rate=rate, pauses=manifest.options.pauses
@@ -189,19 +193,27 @@ def _write_timeline(
         json_sink.write(JSON_END)
 
 
-def finalize_job(store: Store, manifest: Manifest, *, keep_chunks: bool = False) -> Manifest:
-    """Stitch every document, mark the job succeeded, and clean up chunks.
+def finalize_job(
+    store: Store,
+    manifest: Manifest,
+    *,
+    keep_chunks: bool = False,
+    price_per_million: float | None = None,
+) -> Manifest:
+    """Stitch every document, mark the job succeeded with what it cost, and clean up chunks.
 
     Returns:
         The manifest as written, with its outputs.
     """
     outputs: dict[str, dict[str, str]] = {}
     audio: dict[str, AudioReport] = {}
+    counter = UsageCounter()
     for plan in manifest.documents:
-        outputs[plan.doc], report = finalize_document(store, manifest, plan)
+        outputs[plan.doc], report = finalize_document(store, manifest, plan, counter)
         if report is not None:
             audio[plan.doc] = report
-    done = write_succeeded(store, manifest, outputs, audio)
+    usage = counter.usage(manifest.options.engine, price_per_million)
+    done = write_succeeded(store, manifest, outputs, audio, usage)
     if not keep_chunks:
         for plan in manifest.documents:
             store.delete(list(store.list(keys.chunk_prefix(manifest.job_id, plan.doc))))
@@ -213,6 +225,7 @@ def write_succeeded(
     manifest: Manifest,
     outputs: dict[str, dict[str, str]],
     audio: dict[str, AudioReport] | None = None,
+    usage: Usage | None = None,
 ) -> Manifest:
     """Rewrite the manifest as ``succeeded`` with each document's outputs; return it."""
     done = manifest.model_copy(
@@ -220,6 +233,7 @@ def write_succeeded(
             "status": JobStatus.SUCCEEDED,
             "outputs": outputs,
             "audio": audio or {},
+            "usage": usage,
             "error": None,
         }
     )

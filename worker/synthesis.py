@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 
 from ttsbatch import keys
+from ttsbatch.cache import ChunkCache, chunk_address
 from ttsbatch.errors import RetryableEngineError
-from ttsbatch.models import ChunkRecord
+from ttsbatch.models import ChunkRecord, EngineSpec
 from ttsbatch.storage import Store
 from worker.engines import Engine, StopCheck
 
@@ -38,8 +39,15 @@ def synthesize_chunk(
     index: int,
     text: str,
     should_stop: StopCheck | None = None,
+    retries: int = 0,
+    cache: ChunkCache | None = None,
+    engine_spec: EngineSpec | None = None,
 ) -> tuple[ChunkRecord, bool]:
     """Make sure chunk ``index`` of ``doc`` is in the store.
+
+    ``retries`` (the failed attempts before this one) is recorded for billing.
+    A chunk found in ``cache`` (by ``engine_spec`` and ``text``) is copied from
+    it instead of synthesised; one synthesised is kept there.
 
     Returns:
         The chunk's record, and whether this call synthesised it (False when
@@ -53,16 +61,30 @@ def synthesize_chunk(
     existing = load_record(store, job_id, doc, index)
     if existing is not None:
         return existing, False
-    record, pcm = synthesize_record(engine, index=index, text=text, should_stop=should_stop)
+    address = chunk_address(engine_spec, text) if cache and engine_spec else None
+    found = cache.get(address, index) if cache and address else None
+    if found is not None:
+        record, pcm = found
+    else:
+        record, pcm = synthesize_record(
+            engine, index=index, text=text, should_stop=should_stop, retries=retries
+        )
     store.write(keys.chunk_pcm_key(job_id, doc, index), pcm)
     store.write(
         keys.chunk_json_key(job_id, doc, index), record.model_dump_json(by_alias=True).encode()
     )
-    return record, True
+    if found is None and cache and address:
+        cache.put(address, record, pcm)
+    return record, found is None
 
 
 def synthesize_record(
-    engine: Engine, *, index: int, text: str, should_stop: StopCheck | None = None
+    engine: Engine,
+    *,
+    index: int,
+    text: str,
+    should_stop: StopCheck | None = None,
+    retries: int = 0,
 ) -> tuple[ChunkRecord, bytes]:
     """Synthesise chunk ``index`` and return its record and PCM, storing nothing.
 
@@ -80,6 +102,7 @@ def synthesize_record(
         timing=result.timing,
         words=result.words,
         engine=engine.name,
+        retries=retries,
     )
     return record, result.pcm
 

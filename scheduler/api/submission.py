@@ -26,6 +26,7 @@ from scheduler.intake import Given, store_inputs
 from scheduler.planning import doc_ids_of, job_id_of, plan_into, start_job
 from scheduler.records import JobRecord, read_job_record, write_job_record
 from scheduler.webhooks import check_target
+from ttsbatch.cache import tenant_scope
 from ttsbatch.models import Document, JobOptions, JobStatus
 from ttsbatch.state import TERMINAL
 
@@ -78,7 +79,11 @@ def accept_job(
             if status is JobStatus.SUCCEEDED:
                 services.registry.release(tenant, job_id)
             return show_job(services, entry)
-        record = _job_record(entry, inputs=store_inputs(services.store, job_id, given))
+        record = _job_record(
+            entry,
+            inputs=store_inputs(services.store, job_id, given),
+            cache_scope=cache_scope(services, tenant, spec),
+        )
         write_job_record(services.store, record)
         services.registry.add_job(entry)
         services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
@@ -113,11 +118,14 @@ def submit_job(
     options, entry = _admit(services, tenant, spec, identities, run_id=run_id, capped=capped)
     job_id = entry.job_id
     try:
-        write_job_record(services.store, _job_record(entry))
+        scope = cache_scope(services, tenant, spec)
+        write_job_record(services.store, _job_record(entry, cache_scope=scope))
         services.registry.add_job(entry)
         if is_active(services, job_id):
             return job_id  # the same job submitted again while it runs
-        manifest, texts, fresh = plan_into(services.store, documents, options, job_id=job_id)
+        manifest, texts, fresh = plan_into(
+            services.store, documents, options, job_id=job_id, cache_scope=scope
+        )
         if manifest.status is JobStatus.SUCCEEDED:
             services.registry.release(tenant, job_id)
         else:
@@ -185,6 +193,14 @@ def _entry(  # noqa: PLR0917 - a private helper of _admit, which has every field
     )
     existing = services.registry.job(job_id)
     return entry if existing is None else _refreshed(existing, entry)
+
+
+def cache_scope(services: Services, tenant: str, spec: JobSpec) -> str | None:
+    """The chunk cache a tenant's job uses: the tenant's own, the deployment's shared one,
+    or none (``"cache": false``)."""
+    if not spec.cache:
+        return None
+    return tenant_scope(tenant, shared=services.settings.chunk_cache.shared)
 
 
 def _job_record(entry: JobEntry, **fields: object) -> JobRecord:

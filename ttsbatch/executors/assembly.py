@@ -44,6 +44,7 @@ from ttsbatch.models import (
 from ttsbatch.storage import ObjectPart
 from ttsbatch.storage.files import FILE_MODE, write_all
 from ttsbatch.storage.local import LocalStore
+from ttsbatch.usage import UsageCounter
 
 AUDIO, JOURNAL, WORDS, SRT, VTT = (
     "audio.part",
@@ -73,6 +74,7 @@ class Assembly:
         self.mastered = self.format.encoded and manifest.options.loudness_target() is not None
         self._meter: Meter | None = None
         self.report: AudioReport | None = None
+        self.usage = UsageCounter()  # of every chunk placed, those of earlier runs too
         self.placements: list[Placement] = []
         self.kinds: set[TimingSource] = set()
         self.rate = 0
@@ -205,6 +207,7 @@ class Assembly:
         self._end = place.end + place.gap
         self.placements.append(place)
         self.kinds.add(record.timing)
+        self.usage.add(chunk.char_end - chunk.char_start, record)
         self._texts.add(chunk, place, record)
         return place
 

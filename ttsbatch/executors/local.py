@@ -25,9 +25,10 @@ from pathlib import Path
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.audio.stitching import SAMPLE_WIDTH
+from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import EngineError, FatalEngineError, JobError
 from ttsbatch.executors.assembly import Assembly, discard, journaled, open_assembly
-from ttsbatch.executors.pools import Synthesized, default_jobs, on_threads, open_pool
+from ttsbatch.executors.pools import Keeper, Synthesized, default_jobs, on_threads, open_pool
 from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.executors.slots import Slots
 from ttsbatch.models import (
@@ -42,6 +43,7 @@ from ttsbatch.models import (
 from ttsbatch.settings import Settings
 from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
+from ttsbatch.usage import UsageCounter
 from worker.finalize import write_succeeded
 from worker.retrying import RetryPolicy
 
@@ -59,6 +61,7 @@ def run_local(
     progress: Progress | None = None,
     policy: RetryPolicy | None = None,
     keep_chunks: bool = False,
+    cache: ChunkCache | None = None,
 ) -> Manifest:
     """Run a job to completion on this machine and return its final manifest.
 
@@ -69,6 +72,8 @@ def run_local(
         jobs: chunks in flight (processes for espeak, threads for providers);
             by default :func:`ttsbatch.executors.pools.default_jobs`.
         keep_chunks: keep each document's journal of chunk records.
+        cache: where chunks are looked up before they are synthesised, and kept
+            after (:mod:`ttsbatch.cache`); ``None`` synthesises every chunk.
 
     Raises:
         JobError: a chunk failed permanently or ran out of retries.
@@ -86,6 +91,7 @@ def run_local(
             progress=progress,
             policy=policy,
             keep_chunks=keep_chunks,
+            cache=cache,
         )
 
 
@@ -99,6 +105,7 @@ def _run(
     progress: Progress,
     policy: RetryPolicy | None,
     keep_chunks: bool,
+    cache: ChunkCache | None,
 ) -> Manifest:
     options = manifest.options
     total = sum(len(plan.chunks) for plan in manifest.documents)
@@ -126,12 +133,15 @@ def _run(
             on_done=progress.advance,
             policy=policy or RetryPolicy(),
             job_id=manifest.job_id,
+            cache=cache,
         )
         progress.stage(JobStatus.STITCHING)
         assembler.finish_rest()
     finally:
         assembler.close()
-    done = write_succeeded(store, manifest, assembler.outputs, assembler.audio)
+    engine = options.engine
+    usage = assembler.usage.usage(engine, settings.price_of(engine.engine, engine.model))
+    done = write_succeeded(store, manifest, assembler.outputs, assembler.audio, usage)
     for plan in manifest.documents:
         discard(store, manifest.job_id, plan, keep_journal=keep_chunks)
     return done
@@ -176,6 +186,7 @@ class _Assembler:
         self.current: Assembly | None = None
         self.outputs: dict[str, dict[str, str]] = {}
         self.audio: dict[str, AudioReport] = {}
+        self.usage = UsageCounter()
 
     def slots_path(self) -> Path:
         """Where the run's slots file lives: beside the job's assemblies."""
@@ -209,6 +220,7 @@ class _Assembler:
             self.outputs[self.current.plan.doc] = self.current.finish()
             if self.current.report is not None:
                 self.audio[self.current.plan.doc] = self.current.report
+            self.usage.merge(self.current.usage)
             self.current = None
         plan = next(self.plans, None)
         if plan is None:
@@ -232,8 +244,12 @@ def _synthesize_all(
     on_done: Callable[[ChunkDone], None],
     policy: RetryPolicy,
     job_id: str,
+    cache: ChunkCache | None = None,
 ) -> None:
-    """Synthesise ``pending`` in a pool and add each chunk to its assembly, in order."""
+    """Synthesise ``pending`` in a pool and add each chunk to its assembly, in order.
+
+    A chunk found in ``cache`` is not synthesised; one synthesised is kept there.
+    """
     if not pending:
         return
     # Keep a bounded window of chunks in flight or waiting for an earlier one,
@@ -249,7 +265,12 @@ def _synthesize_all(
     clean = False
     try:
         pool = open_pool(
-            options, settings, workers=max(1, min(jobs, len(pending))), policy=policy, slots=slots
+            options,
+            settings,
+            workers=max(1, min(jobs, len(pending))),
+            policy=policy,
+            slots=slots,
+            cache=cache,
         )
         try:
             while added < len(pending):
@@ -268,7 +289,7 @@ def _synthesize_all(
                     arrived[position] = (result, slot)
                 while added in arrived:
                     result, slot = arrived.pop(added)
-                    _add(assembler, result, slots, slot)
+                    _add(assembler, result, slots, slot, pool.keeper(pending[added][2]))
                     if slot is not None:
                         free.append(slot)
                     added += 1
@@ -298,14 +319,23 @@ def _next_batch(pending: Sequence[tuple[str, int, str]], submitted: int, room: i
     return sorted(positions, key=lambda position: -len(pending[position][2]))
 
 
-def _add(assembler: _Assembler, result: Synthesized, slots: Slots | None, slot: int | None) -> None:
-    """Add a chunk to its assembly, from the pipe or from its shared slot."""
-    if result.pcm is not None:
-        assembler.add(result.done.doc, result.record, result.pcm)
-        return
-    assert slots is not None and slot is not None  # noqa: S101 - PCM came back in a slot
-    with slots.view(slot, result.record.samples * SAMPLE_WIDTH) as pcm:
+def _add(
+    assembler: _Assembler,
+    result: Synthesized,
+    slots: Slots | None,
+    slot: int | None,
+    keep: Keeper | None,
+) -> None:
+    """Add a chunk to its assembly, from the pipe or from its shared slot; ``keep`` it if new."""
+    with contextlib.ExitStack() as stack:
+        if result.pcm is not None:
+            pcm: bytes | memoryview = result.pcm
+        else:
+            assert slots is not None and slot is not None  # noqa: S101 - PCM came back in a slot
+            pcm = stack.enter_context(slots.view(slot, result.record.samples * SAMPLE_WIDTH))
         assembler.add(result.done.doc, result.record, pcm)
+        if keep is not None and result.done.synthesized:
+            keep(result.record, pcm)
 
 
 def _shared_slots(path: Path, count: int) -> Slots | None:

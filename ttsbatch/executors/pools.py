@@ -18,16 +18,18 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ttsbatch.cache import ChunkCache, chunk_address
 from ttsbatch.errors import EngineError, JobError, TtsBatchError
 from ttsbatch.executors.reporting import ChunkDone
 from ttsbatch.executors.slots import Slots
 from ttsbatch.messages import LOCAL_ENGINES
-from ttsbatch.models import ChunkRecord, JobOptions
+from ttsbatch.models import ChunkRecord, EngineSpec, JobOptions
 from ttsbatch.settings import Settings
 from worker.engines import Engine
 from worker.engines.factory import create_engine
@@ -44,6 +46,10 @@ class Synthesized:
     pcm: bytes | None
 
 
+#: Keeps a chunk just synthesised (its record and PCM) where a later run finds it.
+Keeper = Callable[[ChunkRecord, bytes | memoryview], None]
+
+
 class ChunkPool(Protocol):
     """Synthesises chunks concurrently; results come back as futures."""
 
@@ -54,9 +60,45 @@ class ChunkPool(Protocol):
         """Start chunk ``index`` of ``doc``; its PCM goes to ``slot`` if it can."""
         ...
 
+    def keeper(self, text: str) -> Keeper | None:
+        """What keeps the chunk of ``text`` once synthesised (``None``: nothing keeps it)."""
+        ...
+
     def close(self, *, clean: bool) -> None:
         """Wait for the pool to end; unless ``clean``, abandon what is in flight."""
         ...
+
+
+class CachingPool:
+    """A pool that answers from the chunk cache where it can, and keeps what it synthesises.
+
+    A cached chunk comes back as an already finished future, marked not
+    synthesised; the others go to the pool underneath.
+    """
+
+    def __init__(self, inner: ChunkPool, cache: ChunkCache, engine: EngineSpec) -> None:
+        self.inner, self.cache, self.engine = inner, cache, engine
+        self.workers, self.uses_slots = inner.workers, inner.uses_slots
+
+    def submit(self, doc: str, index: int, text: str, slot: int | None) -> Future[Synthesized]:
+        """Return the cached chunk, or start it in the pool underneath."""
+        found = self.cache.get(chunk_address(self.engine, text), index)
+        if found is None:
+            return self.inner.submit(doc, index, text, slot)
+        record, pcm = found
+        done = ChunkDone(doc, index, len(text), record.samples / record.sample_rate, False)
+        future: Future[Synthesized] = Future()
+        future.set_result(Synthesized(done, record, pcm))
+        return future
+
+    def keeper(self, text: str) -> Keeper:
+        """Keep the chunk of ``text`` in the cache."""
+        address = chunk_address(self.engine, text)
+        return lambda record, pcm: self.cache.put(address, record, pcm)
+
+    def close(self, *, clean: bool) -> None:
+        """Close the pool underneath."""
+        self.inner.close(clean=clean)
 
 
 def on_threads(engine: str) -> bool:
@@ -78,15 +120,21 @@ def open_pool(
     workers: int,
     policy: RetryPolicy,
     slots: Slots | None,
+    cache: ChunkCache | None = None,
 ) -> ChunkPool:
-    """Return the pool that suits the job's engine (see the module docstring).
+    """Return the pool that suits the job's engine (see the module docstring), in front of
+    ``cache`` if there is one.
 
     Raises:
         ConfigError: the engine cannot be built (threads build it here, at once).
     """
+    pool: ChunkPool
     if on_threads(options.engine.engine):
-        return ThreadPool(create_engine(options.engine, settings), workers=workers, policy=policy)
-    return ProcessPool(options, settings, workers=workers, policy=policy, slots=slots)
+        engine = create_engine(options.engine, settings)
+        pool = ThreadPool(engine, workers=workers, policy=policy)
+    else:
+        pool = ProcessPool(options, settings, workers=workers, policy=policy, slots=slots)
+    return pool if cache is None else CachingPool(pool, cache, options.engine)
 
 
 def synthesize_chunk(
@@ -105,7 +153,9 @@ def synthesize_chunk(
         if stop is not None and stop.is_set():
             raise JobError(f"{doc} chunk {index}: abandoned, the run is stopping")
         try:
-            record, pcm = synthesize_record(engine, index=index, text=text, should_stop=should_stop)
+            record, pcm = synthesize_record(
+                engine, index=index, text=text, should_stop=should_stop, retries=attempt
+            )
         except TtsBatchError as exc:
             attempt += 1
             delay = policy.delay(attempt, exc)
@@ -144,6 +194,10 @@ class ThreadPool:
             self.engine, doc, index, text, self.policy, stop=self.stop
         )
         return Synthesized(done, record, pcm)
+
+    def keeper(self, text: str) -> Keeper | None:
+        """Nothing keeps a chunk here (see :class:`CachingPool`)."""
+        return None
 
     def close(self, *, clean: bool) -> None:
         """Wait for the threads, then close the engine.
@@ -210,6 +264,10 @@ class ProcessPool:
     def submit(self, doc: str, index: int, text: str, slot: int | None) -> Future[Synthesized]:
         """Start a chunk in a pool process."""
         return self._pool.submit(_run_in_process, doc, index, text, self.policy, slot)
+
+    def keeper(self, text: str) -> Keeper | None:
+        """Nothing keeps a chunk here (see :class:`CachingPool`)."""
+        return None
 
     def close(self, *, clean: bool) -> None:
         """Wait for the processes; unless ``clean``, stop them now (assembled chunks are kept)."""

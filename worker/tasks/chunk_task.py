@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import FatalEngineError, RetryableEngineError, TtsBatchError
 from ttsbatch.messages import ChunkMessage, FinalizeMessage, encode
 from ttsbatch.models import JobStatus
@@ -111,6 +112,9 @@ def _attempt(
             index=message.index,
             text=message.text,
             should_stop=_stop_check(ctx, job_id, deadline, lease),
+            retries=message.attempt,
+            cache=ChunkCache(ctx.store, message.cache_scope) if message.cache_scope else None,
+            engine_spec=message.engine,
         )
     except TtsBatchError as exc:
         if not isinstance(exc, FatalEngineError) and ctx.keeper.lost(lease):

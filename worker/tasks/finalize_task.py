@@ -60,7 +60,10 @@ def process_finalize(ctx: WorkerContext, message: FinalizeMessage) -> Outcome:  
     keep = message.keep_chunks or (snapshot is not None and snapshot.keep_chunks)
     try:
         with _renewed(ctx.state, job_id, owner):
-            finalize_job(ctx.store, manifest, keep_chunks=keep)
+            price = ctx.settings.price_of(
+                manifest.options.engine.engine, manifest.options.engine.model
+            )
+            finalize_job(ctx.store, manifest, keep_chunks=keep, price_per_million=price)
     except JobError as exc:
         reason = f"{exc}: run `ttsbatch resume {job_id}`"
         ctx.fail_job(job_id, reason)
