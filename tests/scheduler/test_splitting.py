@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 
@@ -406,3 +407,46 @@ def test_sentences_are_trimmed_ordered_within_a_paragraph_and_cover_the_text(tex
         assert "\n" not in text[a:b]
         end = b
     assert text[end:].strip() == ""
+
+
+_WORDS = st.sampled_from(
+    ["the", "keeper", "climbed", "stair", "at", "dusk", "lamp", "burned", "Mr.", "sea", "light"]
+)
+_SENTENCE = st.builds(
+    lambda words, end: " ".join(words).capitalize() + end,
+    st.lists(_WORDS, min_size=1, max_size=30),
+    st.sampled_from([".", "!", "?", "…"]),
+)
+_PARAGRAPH = st.lists(_SENTENCE, min_size=1, max_size=8).map(" ".join)
+
+
+@given(
+    paragraphs=st.lists(_PARAGRAPH, min_size=2, max_size=8),
+    where=st.integers(min_value=0),
+    replacement=_SENTENCE,
+    max_chars=st.sampled_from([40, 80, 200, 400]),
+)
+def test_an_edit_moves_only_the_chunk_boundaries_of_its_own_paragraph(
+    paragraphs: list[str], where: int, replacement: str, max_chars: int
+) -> None:
+    """Chunks never cross a paragraph break, so every chunk of another paragraph keeps its
+    exact text: an edited book misses the chunk cache only in the edited paragraph."""
+    edited_at = where % len(paragraphs)
+    edited = list(paragraphs)
+    edited[edited_at] = replacement + " " + paragraphs[edited_at]
+
+    def texts_by_paragraph(paras: list[str]) -> list[list[str]]:
+        text = "\n\n".join(paras)
+        starts = [0]
+        for para in paras[:-1]:
+            starts.append(starts[-1] + len(para) + 2)
+        grouped: list[list[str]] = [[] for _ in paras]
+        for chunk in split(text, max_chars=max_chars):
+            owner = bisect.bisect_right(starts, chunk.char_start) - 1
+            grouped[owner].append(text[chunk.char_start : chunk.char_end])
+        return grouped
+
+    before, after = texts_by_paragraph(paragraphs), texts_by_paragraph(edited)
+    for n, (old, new) in enumerate(zip(before, after, strict=True)):
+        if n != edited_at:
+            assert old == new
