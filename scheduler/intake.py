@@ -119,6 +119,16 @@ class Given:
             raise InputError(empty_message(given.source_name))
         return given
 
+    def document(self) -> Document:
+        """Ingest it (as planning would).
+
+        Raises:
+            InputError: in no supported format, or malformed.
+        """
+        if self.kind == "text":
+            return ingest_text(self.data.decode("utf-8", "surrogatepass"), self.name)
+        return ingest_bytes(self.data, self.name)
+
     @property
     def source_name(self) -> str:
         """The name ingestion gives the input: a file's name without any client path."""

@@ -164,3 +164,13 @@ def s3_store(s3_client: S3Client) -> Iterator[S3Store]:
 def local_store(tmp_path: Path) -> LocalStore:
     """A LocalStore rooted in the test's own folder."""
     return LocalStore(tmp_path / "store")
+
+
+@pytest.fixture(autouse=True)
+def own_chunk_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test has a chunk cache of its own (``ttsbatch synth`` keeps one by default):
+    no test finds another's chunks, and none writes to the user's ~/.cache."""
+    folder = tmp_path / "chunk-cache"
+    monkeypatch.setenv("TTSBATCH_CACHE", str(folder))
+    monkeypatch.delenv("TTSBATCH_CACHE_DIR", raising=False)
+    return folder

@@ -40,6 +40,8 @@ CACHE_FORMAT: Final = 1
 SAMPLE_FORMAT: Final = "s16le-mono"
 LOCAL_SCOPE: Final = "local"
 SHARED_SCOPE: Final = "shared"
+#: The scope of ``ttsbatch synth --distributed`` jobs, which belong to no API tenant.
+CLI_SCOPE: Final = "cli"
 
 
 def chunk_address(engine: EngineSpec, text: str) -> str:

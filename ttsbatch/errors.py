@@ -7,7 +7,8 @@ split by what the caller does next::
     ├── InputError                  fix the input, then run again
     │   ├── UnsafeInputError        the input looks hostile; it was refused
     │   ├── InvalidFieldError       a field of a request is invalid (bad cron, empty prefix)
-    │   └── LimitExceededError      too large or too many: split it, then send again
+    │   ├── LimitExceededError      too large or too many: split it, then send again
+    │   └── BudgetError             it would cost more than its cap: raise the cap or trim it
     ├── NotFoundError               no such job, run or schedule (for this caller)
     ├── ConfigError                 fix a setting or flag, then run again
     ├── StorageError                the store failed (a key outside the store, a short part)
@@ -50,6 +51,10 @@ class InvalidFieldError(InputError):
 
 class LimitExceededError(InputError):
     """Raised when a request exceeds a limit: too many documents in a run, a file too large."""
+
+
+class BudgetError(LimitExceededError):
+    """Raised when a job would bill more than its cap; nothing was sent (the message has the estimate)."""
 
 
 class NotFoundError(TtsBatchError):

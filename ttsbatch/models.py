@@ -351,12 +351,25 @@ class Usage(Frozen):
         default=None, description="USD per million characters (settings' price table)."
     )
 
-    @property
-    def cost(self) -> float | None:
-        """USD for the characters sent (retries included), if the price is known."""
-        if self.price_per_million is None:
-            return None
-        return round((self.chars_sent + self.chars_retried) * self.price_per_million / 1e6, 6)
+    cost: float | None = Field(
+        default=None, description="USD for the characters sent, retries included, if priced."
+    )
+
+
+class Estimate(Frozen):
+    """What a job would cost, said before anything is sent (a dry run)."""
+
+    engine: str
+    model: str | None = None
+    chars: int = Field(description="Characters of every chunk.")
+    chunks: int
+    cached_chunks: int = Field(description="Chunks the cache holds already: not billed.")
+    cached_chars: int
+    billed_chars: int = Field(description="Characters that would be sent to the engine.")
+    audio_seconds: float = Field(description="Estimated length of the audio.")
+    wall_seconds: float = Field(description="Estimated time to synthesise what is not cached.")
+    price_per_million: float | None = None
+    cost: float | None = Field(description="USD for the billed characters, if the price is known.")
 
 
 class DocumentPlan(Frozen):

@@ -51,4 +51,7 @@ class UsageCounter:
             chars_retried=self.chars_retried,
             chars_cached=self.chars_cached,
             price_per_million=price_per_million,
+            cost=None
+            if price_per_million is None
+            else round((self.chars_sent + self.chars_retried) * price_per_million / 1e6, 6),
         )

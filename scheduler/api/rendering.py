@@ -108,4 +108,5 @@ def render_job(
         started_at=iso(started),
         finished_at=iso(finished),
         audio=dict(manifest.audio),
+        usage=manifest.usage,
     )

@@ -11,7 +11,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from scheduler.models import RUN_EXAMPLE, SCHEDULE_EXAMPLE, Body, JobSpec, Name, Run, Schedule
-from ttsbatch.models import AudioReport, JobOptions, JobStatus
+from ttsbatch.models import AudioReport, JobOptions, JobStatus, Usage
 
 # JobSpec, Run and Schedule are the domain's; the routes and OpenAPI take them from here too.
 __all__ = [
@@ -62,6 +62,12 @@ class JobRequest(JobSpec):
         default=None,
         pattern=r"^s3://",
         description="s3://bucket/key of a document in a bucket the service may read.",
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="Create no job and send nothing: answer 200 with what the job would cost"
+        " (characters, chunks the tenant's cache holds, billed characters, audio length, time,"
+        " money).",
     )
 
 
@@ -141,6 +147,11 @@ class Job(BaseModel):
         description="Per document, once the job succeeded: the audio written (format, codec,"
         " duration) and its mastering (loudness before and after, true peak, RMS, noise floor,"
         " whether it meets ACX's levels).",
+    )
+    usage: Usage | None = Field(
+        default=None,
+        description="Once the job succeeded: characters sent to the engine (retries apart),"
+        " taken from the cache, and their cost.",
     )
 
 

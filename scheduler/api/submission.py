@@ -22,12 +22,13 @@ from scheduler.api.schemas import Job, JobSpec
 from scheduler.api.services import Services
 from scheduler.api.sources import check_limits, check_size
 from scheduler.api.views import show_job
+from scheduler.costing import estimate
 from scheduler.intake import Given, store_inputs
-from scheduler.planning import doc_ids_of, job_id_of, plan_into, start_job
+from scheduler.planning import doc_ids_of, job_id_of, plan_into, plan_job, start_job
 from scheduler.records import JobRecord, read_job_record, write_job_record
 from scheduler.webhooks import check_target
-from ttsbatch.cache import tenant_scope
-from ttsbatch.models import Document, JobOptions, JobStatus
+from ttsbatch.cache import ChunkCache, tenant_scope
+from ttsbatch.models import Document, Estimate, JobOptions, JobStatus
 from ttsbatch.state import TERMINAL
 
 
@@ -93,6 +94,26 @@ def accept_job(
         raise
     warning = waiting_reason(services, JobStatus.QUEUED, options)
     return render_unplanned(entry, JobStatus.QUEUED, None, warning=warning)
+
+
+def estimate_job(
+    services: Services, tenant: str, given: Sequence[Given], spec: JobSpec
+) -> Estimate:
+    """What the job would cost (a dry run): it is ingested and split as planning would,
+    its chunks looked up in the tenant's cache; nothing is stored or sent.
+
+    Raises:
+        TooLargeError, InputError, InvalidRequestError: as submitting the job would.
+    """
+    check_size(given, services.settings.api)
+    options = job_options(spec, services.settings.defaults)
+    documents = [item.document() for item in given]
+    check_limits(documents, services.settings.api)
+    manifest = plan_job(documents, options)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    scope = cache_scope(services, tenant, spec)
+    cache = ChunkCache(services.store, scope) if scope else None
+    return estimate(manifest, texts, services.settings, cache)
 
 
 def submit_job(

@@ -314,3 +314,46 @@ def test_an_m4b_job_through_the_api_is_the_same_file_a_local_run_writes(
         assert (tmp_path / "api" / path.name).read_bytes() == path.read_bytes(), path.name
     report = manifest.audio["book"].loudness
     assert report is not None and abs(report.output_lufs + 18) <= 1
+
+
+def test_the_same_text_is_paid_once_per_tenant_and_a_dry_run_says_so_first(
+    make_harness: Callable[..., Harness], tmp_path: Path
+) -> None:
+    """Tenant A's second job over the same text sends nothing; tenant B's pays again."""
+    harness = make_harness()
+    harness.workers.start(1)
+    wait_for_workers(harness, 1)
+    text = make_book(10).text
+    keys = SecretStr(f"{KEY},other-tenant-key")
+    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=keys)})
+    app = create_app(settings, store=harness.store)
+    engine = OPTIONS.engine
+    fields = {
+        "engine": engine.engine,
+        "model": engine.model,
+        "voice": engine.voice,
+        "max_chars": OPTIONS.max_chars,
+    }
+    log = harness.provider.state.log
+    with beat(harness), serve(app) as url:
+        with ApiClient(url, KEY) as api:
+            dry = api.submit_text(text, name="first", dry_run=True, **fields)
+            assert log() == [] and dry["cached_chunks"] == 0 and dry["billed_chars"] > 0
+            first = list(api.events(api.submit_text(text, name="first", **fields)["id"]))[-1][1]
+            assert first["status"] == "succeeded", first
+            paid = len(log())
+            assert paid == dry["chunks"] and first["usage"]["chars_sent"] == dry["billed_chars"]
+            again = api.submit_text(text, name="again", dry_run=True, **fields)
+            assert again["billed_chars"] == 0 and again["cached_chunks"] == dry["chunks"]
+            second = list(api.events(api.submit_text(text, name="again", **fields)["id"]))[-1][1]
+            assert second["status"] == "succeeded", second
+            assert len(log()) == paid  # nothing sent: every chunk came from the tenant's cache
+            assert second["usage"]["chars_cached"] == dry["chars"]
+            assert second["usage"]["chars_sent"] == 0
+        with ApiClient(url, "other-tenant-key") as other:
+            assert (
+                other.submit_text(text, name="first", dry_run=True, **fields)["cached_chunks"] == 0
+            )
+            third = list(other.events(other.submit_text(text, name="first", **fields)["id"]))[-1][1]
+            assert third["status"] == "succeeded", third
+            assert len(log()) == 2 * paid  # another tenant's cache: paid again

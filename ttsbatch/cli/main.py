@@ -9,14 +9,20 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ttsbatch.cli.client import AudioChoice, audio_options
 from ttsbatch.errors import ConfigError, TtsBatchError
-from ttsbatch.models import EngineSpec, JobOptions, Pauses
+from ttsbatch.models import Document, EngineSpec, JobOptions, Manifest, Pauses
 from ttsbatch.settings import ENGINES, Settings
+
+if TYPE_CHECKING:  # imported where used, so that `ttsbatch --help` stays fast
+    from ttsbatch.executors.reporting import Progress
+    from ttsbatch.storage import Store
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -125,6 +131,28 @@ def _settings(engine: str, base_url: str | None) -> Settings:
     is_flag=True,
     help="Run on the Celery workers (REDIS_URL, TTSBATCH_STORE) instead of local processes.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Synthesise every chunk, even those the chunk cache holds (and keep none).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Say what the job would cost (characters, cache hits, time, money); send nothing.",
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Refuse the job, before anything is sent, if it would cost more.",
+)
+@click.option(
+    "--max-billed-chars",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Refuse the job, before anything is sent, if it would bill more characters.",
+)
 def synth(
     inputs: tuple[Path, ...],
     outdir: Path,
@@ -142,6 +170,10 @@ def synth(
     keep_boilerplate: bool,
     keep_chunks: bool,
     distributed: bool,
+    no_cache: bool,
+    dry_run: bool,
+    max_cost: float | None,
+    max_billed_chars: int | None,
 ) -> None:
     """Synthesise INPUTS (txt, md, html, epub) into OUTDIR.
 
@@ -154,11 +186,11 @@ def synth(
     # Imported here so that `ttsbatch --help` stays fast.
     from scheduler.ingest import ingest_file  # noqa: PLC0415
     from ttsbatch import keys  # noqa: PLC0415
+    from ttsbatch.cli.costs import Caps, check_costs, local_cache, usage_line  # noqa: PLC0415
     from ttsbatch.executors.local import run_local  # noqa: PLC0415
     from ttsbatch.executors.outputs import check_writable, download_outputs  # noqa: PLC0415
     from ttsbatch.executors.progress import TerminalProgress, clock  # noqa: PLC0415
     from ttsbatch.executors.reporting import summary  # noqa: PLC0415
-    from ttsbatch.storage import Store  # noqa: PLC0415
     from ttsbatch.storage.local import LocalStore  # noqa: PLC0415
     from worker.engines.factory import default_max_chars  # noqa: PLC0415
 
@@ -181,25 +213,18 @@ def synth(
     documents = [ingest_file(path, keep_boilerplate=keep_boilerplate) for path in inputs]
     if audio.cover is not None:  # the user's cover over each source's own
         documents = [document.model_copy(update={"cover": audio.cover}) for document in documents]
+    cache = None if no_cache or distributed else local_cache(settings)
+    caps = Caps(max_cost=max_cost, max_billed_chars=max_billed_chars)
+    if check_costs(documents, options, settings, cache, caps, dry_run=dry_run):
+        return  # a dry run: its report is out, nothing was sent
     check_writable(outdir)
     started = time.monotonic()
     progress = TerminalProgress()
     store: Store
     try:
         if distributed:
-            from ttsbatch.executors.distributed import run_distributed  # noqa: PLC0415
-            from ttsbatch.roster import Roster  # noqa: PLC0415
-
-            roster = Roster.from_url(settings.redis_url)
-            try:
-                waiting = roster.waiting_reason(engine)
-            finally:
-                roster.client.close()
-            if waiting:  # the job is still sent: a worker may be starting
-                click.echo(f"warning: {waiting}", err=True)
-
-            store, manifest = run_distributed(
-                documents, options, settings=settings, progress=progress, keep_chunks=keep_chunks
+            store, manifest = _on_cluster(
+                documents, options, settings, progress, keep_chunks=keep_chunks, cache=not no_cache
             )
         else:
             store = LocalStore(outdir / ".ttsbatch")
@@ -211,9 +236,12 @@ def synth(
                 jobs=jobs,
                 progress=progress,
                 keep_chunks=keep_chunks,
+                cache=cache,
             )
     finally:
         progress.close()
+    if cache is not None:
+        cache.prune(settings.chunk_cache.max_bytes)
     written = download_outputs(store, manifest, outdir)
     if isinstance(store, LocalStore) and not keep_chunks:
         # The outputs are in OUTDIR now (hard links): the job's folder was work in progress.
@@ -221,9 +249,42 @@ def synth(
     elapsed = time.monotonic() - started
     for line in summary(manifest, outdir):
         click.echo(line)
+    if manifest.usage is not None and not manifest.options.engine.engine.in_process:
+        click.echo(usage_line(manifest.usage))
     spoken = progress.audio_seconds
     speed = f" ({spoken / elapsed:.0f}x real time)" if spoken and elapsed > 0 else ""
     click.echo(f"done in {clock(elapsed)}{speed}; {len(written)} files in {outdir}")
+
+
+def _on_cluster(
+    documents: Sequence[Document],
+    options: JobOptions,
+    settings: Settings,
+    progress: Progress,
+    *,
+    keep_chunks: bool,
+    cache: bool,
+) -> tuple[Store, Manifest]:
+    """Run the job on the Celery workers (``synth --distributed``); warn if none serves it."""
+    from ttsbatch.cache import CLI_SCOPE  # noqa: PLC0415
+    from ttsbatch.executors.distributed import run_distributed  # noqa: PLC0415
+    from ttsbatch.roster import Roster  # noqa: PLC0415
+
+    roster = Roster.from_url(settings.redis_url)
+    try:
+        waiting = roster.waiting_reason(options.engine.engine)
+    finally:
+        roster.client.close()
+    if waiting:  # the job is still sent: a worker may be starting
+        click.echo(f"warning: {waiting}", err=True)
+    return run_distributed(
+        documents,
+        options,
+        settings=settings,
+        progress=progress,
+        keep_chunks=keep_chunks,
+        cache_scope=CLI_SCOPE if cache else None,
+    )
 
 
 @main.command("fake-provider", context_settings={"ignore_unknown_options": False})
@@ -257,11 +318,13 @@ def _register() -> None:
     # to the cluster's own when no --server is given.
     from ttsbatch.cli import client as cli_client  # noqa: PLC0415
     from ttsbatch.cli import cluster as cli_cluster  # noqa: PLC0415
+    from ttsbatch.cli import costs as cli_costs  # noqa: PLC0415
 
     for command in (cli_cluster.worker, cli_cluster.dev, cli_cluster.resume, cli_cluster.cancel):
         main.add_command(command)
     for command in cli_client.COMMANDS:
         main.add_command(command)
+    main.add_command(cli_costs.cache_group)
 
 
 _register()

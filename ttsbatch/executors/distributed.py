@@ -80,8 +80,11 @@ def run_distributed(
     keep_chunks: bool = False,
     timeout: float | None = None,
     cluster: Cluster | None = None,
+    cache_scope: str | None = None,
 ) -> tuple[Store, Manifest]:
     """Plan, dispatch and follow a job to its end; return the store and final manifest.
+
+    ``cache_scope`` names the chunk cache (in the store) the workers use.
 
     Running it again with the same documents and options resumes the job:
     chunks already in the store are neither sent nor synthesised again.
@@ -91,7 +94,7 @@ def run_distributed(
             cancelled, lost its Redis state, or outlived ``timeout``.
     """
     with _connected(settings, cluster) as live:
-        manifest, texts = _plan(live.store, documents, options)
+        manifest, texts = _plan(live.store, documents, options, cache_scope=cache_scope)
         return _run(live, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
 
 
@@ -184,10 +187,17 @@ def load_manifest(store: Store, job_id: str) -> Manifest:
 
 
 def _plan(
-    store: Store, documents: Sequence[Document], options: JobOptions, *, job_id: str | None = None
+    store: Store,
+    documents: Sequence[Document],
+    options: JobOptions,
+    *,
+    job_id: str | None = None,
+    cache_scope: str | None = None,
 ) -> tuple[Manifest, dict[str, str]]:
     """Write the job's plan to the store; return the manifest in force and the texts by doc."""
-    manifest, texts, _ = plan_into(store, documents, options, job_id=job_id)
+    manifest, texts, _ = plan_into(
+        store, documents, options, job_id=job_id, cache_scope=cache_scope
+    )
     return manifest, texts
 
 

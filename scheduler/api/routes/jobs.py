@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from scheduler.api import control, results, submission, views
@@ -32,7 +32,7 @@ from scheduler.api.sources import Upload, file_input
 from scheduler.intake import Given
 from ttsbatch.errors import StorageError
 from ttsbatch.keys import job_prefix
-from ttsbatch.models import JobStatus
+from ttsbatch.models import Estimate, JobStatus
 from ttsbatch.state import TERMINAL
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERRORS)
@@ -73,8 +73,13 @@ def _digest(data: object, uploads: list[Upload]) -> str:
 @router.post(
     "",
     status_code=202,
+    response_model=Job,
     summary="Submit a job",
-    responses={**SUBMIT, 202: {"model": Job, "description": "Accepted; follow its events."}},
+    responses={
+        **SUBMIT,
+        202: {"model": Job, "description": "Accepted; follow its events."},
+        200: {"model": Estimate, "description": "A dry run (`dry_run`): what it would cost."},
+    },
     openapi_extra=_SUBMIT_BODY,
 )
 async def create_job(
@@ -89,7 +94,7 @@ async def create_job(
             description="Submitting again with the same key returns the first job.",
         ),
     ] = None,
-) -> Job:
+) -> Job | JSONResponse:
     """Submit text (`input`), inline `documents`, an `s3://` `source`, or upload files.
 
     The job is accepted at once, `queued` with no chunks until it is planned;
@@ -112,9 +117,12 @@ async def create_job(
             if entry is not None:
                 return await run_in_threadpool(views.show_job, services, entry)
 
-    def submit() -> Job:
+    def submit() -> Job | JSONResponse:
         given = _inputs(services, job_request, uploads)
         spec = JobSpec.model_validate(job_request.model_dump(include=set(JobSpec.model_fields)))
+        if job_request.dry_run:
+            found = submission.estimate_job(services, tenant, given, spec)
+            return JSONResponse(found.model_dump(mode="json"), status_code=200)
         job = submission.accept_job(services, tenant, given, spec)
         if idempotency_key:
             services.registry.remember(tenant, idempotency_key, job.id, digest)

@@ -1,0 +1,132 @@
+"""The CLI's side of "never pay twice": its chunk cache, dry runs, and ``ttsbatch cache``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import click
+
+from ttsbatch.cache import LocalChunkCache
+from ttsbatch.errors import BudgetError
+from ttsbatch.models import Document, Estimate, JobOptions, Usage
+from ttsbatch.settings import Settings
+from ttsbatch.storage.local import LocalStore
+
+
+def local_cache(settings: Settings) -> LocalChunkCache:
+    """The user's chunk cache (TTSBATCH_CACHE, else $XDG_CACHE_HOME/ttsbatch, ~/.cache/ttsbatch)."""
+    return LocalChunkCache(LocalStore(settings.chunk_cache.folder()))
+
+
+def dry_estimate(
+    documents: Sequence[Document],
+    options: JobOptions,
+    settings: Settings,
+    cache: LocalChunkCache | None,
+) -> Estimate:
+    """Plan the job as a run would and say what it would cost; nothing is sent or written."""
+    from scheduler.costing import estimate  # noqa: PLC0415 - the splitter, for dry runs only
+    from scheduler.planning import plan_job  # noqa: PLC0415
+
+    manifest = plan_job(documents, options)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    return estimate(manifest, texts, settings, cache)
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    """A job's caps: what it may cost, or bill in characters (``None``: no cap)."""
+
+    max_cost: float | None = None
+    max_billed_chars: int | None = None
+
+
+def check_costs(
+    documents: Sequence[Document],
+    options: JobOptions,
+    settings: Settings,
+    cache: LocalChunkCache | None,
+    caps: Caps,
+    *,
+    dry_run: bool,
+) -> bool:
+    """Print a dry run's estimate (and return True), or refuse a job over its caps.
+
+    Raises:
+        BudgetError: the job would cost more than a cap allows; nothing was sent.
+    """
+    if not dry_run and caps == Caps():
+        return False
+    from scheduler.costing import over_budget  # noqa: PLC0415
+
+    found = dry_estimate(documents, options, settings, cache)
+    if dry_run:
+        for line in estimate_lines(found):
+            click.echo(line)
+        return True
+    refusal = over_budget(found, max_cost=caps.max_cost, max_billed_chars=caps.max_billed_chars)
+    if refusal:
+        raise BudgetError(refusal)
+    return False
+
+
+def money(cost: float | None) -> str:
+    """A cost in USD, or what stands for an unknown price."""
+    return "price unknown (TTSBATCH_PRICES)" if cost is None else f"${cost:.4f}"
+
+
+def estimate_lines(found: Estimate) -> Iterator[str]:
+    """The dry run's report, a line per fact."""
+    engine = found.engine + (f" {found.model}" if found.model else "")
+    yield f"dry run: {found.chunks:,} chunks, {found.chars:,} characters for {engine}"
+    yield f"cached: {found.cached_chunks:,} chunks, {found.cached_chars:,} characters (not billed)"
+    yield f"billed: {found.billed_chars:,} characters, {money(found.cost)}"
+    hours, minutes = divmod(round(found.audio_seconds / 60), 60)
+    yield f"audio: about {hours} h {minutes:02d} min; synthesis about {found.wall_seconds:,.0f} s"
+
+
+def usage_line(usage: Usage) -> str:
+    """One line of what a job's characters cost."""
+    retried = f" (+{usage.chars_retried:,} retried)" if usage.chars_retried else ""
+    return (
+        f"billed: {usage.chars_sent:,} characters sent{retried}, "
+        f"{usage.chars_cached:,} from the cache; {money(usage.cost)}"
+    )
+
+
+@click.group("cache")
+def cache_group() -> None:
+    """The chunk cache of local runs: chunks already spoken are not sent again."""
+
+
+@cache_group.command("stats")
+def cache_stats() -> None:
+    """Say where the cache is, how many chunks it holds and its size."""
+    settings = Settings()
+    cache = local_cache(settings)
+    entries = list(cache.entries())
+    size = sum(entry.size for entry in entries)
+    click.echo(f"{cache.store.root}: {len(entries):,} chunks, {size / 1e6:,.1f} MB")
+    click.echo(f"budget: {settings.chunk_cache.max_bytes / 1e6:,.0f} MB (TTSBATCH_CACHE_MAX_BYTES)")
+
+
+@cache_group.command("prune")
+@click.option("--max-bytes", type=click.IntRange(min=0), help="Size to prune to [the budget].")
+@click.option(
+    "--max-age-days", type=click.FloatRange(min=0), help="Remove chunks unused this long."
+)
+def cache_prune(max_bytes: int | None, max_age_days: float | None) -> None:
+    """Remove the least recently used chunks until the cache fits its budget."""
+    settings = Settings()
+    budget = settings.chunk_cache.max_bytes if max_bytes is None else max_bytes
+    age = None if max_age_days is None else max_age_days * 86400
+    removed, freed = local_cache(settings).prune(budget, max_age=age)
+    click.echo(f"removed {removed:,} chunks, {freed / 1e6:,.1f} MB")
+
+
+@cache_group.command("clear")
+def cache_clear() -> None:
+    """Remove every chunk of the cache."""
+    removed, freed = local_cache(Settings()).prune(0)
+    click.echo(f"removed {removed:,} chunks, {freed / 1e6:,.1f} MB")
