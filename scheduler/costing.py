@@ -15,12 +15,13 @@ with the deployment's concurrency in flight.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
+from scheduler.splitting import split
 from ttsbatch.cache import ChunkCache, chunk_address
 from ttsbatch.keys import cache_key
-from ttsbatch.models import Estimate, Manifest
+from ttsbatch.models import Document, Estimate, JobOptions, Manifest
 from ttsbatch.settings import Settings
 
 #: Characters of speech per second of audio, pauses included (espeak-ng, English prose).
@@ -68,6 +69,30 @@ def estimate(
         price_per_million=price,
         cost=None if price is None else round(billed * price / 1e6, 6),
     )
+
+
+def preview(documents: Sequence[Document], options: JobOptions, seconds: float) -> list[Document]:
+    """Cut each document to its first chunks, enough for about ``seconds`` of audio.
+
+    The cut falls at the end of a chunk of the full plan, and chunks never
+    cross a paragraph, so the preview's chunks are the full job's first ones,
+    text for text: the full job takes them from the cache.
+    """
+    budget = seconds * CHARS_PER_SECOND
+    cut: list[Document] = []
+    for document in documents:
+        end, spoken = 0, 0
+        for chunk in split(document.text, max_chars=options.max_chars, chapters=document.chapters):
+            if spoken >= budget:
+                break
+            end, spoken = chunk.char_end, spoken + chunk.char_end - chunk.char_start
+        chapters = tuple(
+            chapter.model_copy(update={"char_end": min(chapter.char_end, end)})
+            for chapter in document.chapters
+            if chapter.char_start < end
+        )
+        cut.append(document.model_copy(update={"text": document.text[:end], "chapters": chapters}))
+    return cut
 
 
 def over_budget(

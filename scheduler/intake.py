@@ -30,9 +30,10 @@ from celery import Celery, Task
 from kombu.exceptions import OperationalError
 from kombu.utils.url import maybe_sanitize_url
 
+from scheduler.costing import estimate, over_budget, preview
 from scheduler.dispatch import create_producer
 from scheduler.ingest import ingest_bytes, ingest_text
-from scheduler.planning import plan_into, start_job
+from scheduler.planning import plan_into, plan_job, start_job
 from scheduler.records import (
     JobInput,
     JobRecord,
@@ -40,6 +41,7 @@ from scheduler.records import (
     read_job_record,
     write_job_record,
 )
+from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import InputError, TtsBatchError
 from ttsbatch.keys import RedisKeys
 from ttsbatch.manifests import find_manifest
@@ -204,6 +206,19 @@ def send_plan(producer: Celery, job_id: str, record: JobRecord | None = None) ->
         raise outage(exc, maybe_sanitize_url(producer.conf.broker_url)) from exc
 
 
+def _over_caps(
+    store: Store, record: JobRecord, documents: Sequence[Document], settings: Settings | None
+) -> str | None:
+    """Why a job over its caps must not start (with its estimate); ``None`` within them."""
+    if record.options is None or (record.max_cost is None and record.max_billed_chars is None):
+        return None
+    manifest = plan_job(documents, record.options)
+    texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
+    cache = ChunkCache(store, record.cache_scope) if record.cache_scope else None
+    found = estimate(manifest, texts, settings or Settings(), cache)
+    return over_budget(found, max_cost=record.max_cost, max_billed_chars=record.max_billed_chars)
+
+
 def fail_unplanned(store: Store, state: JobState, record: JobRecord, error: str) -> None:
     """Fail a job that cannot be planned: its record says why, and so does Redis.
 
@@ -230,6 +245,7 @@ def plan_accepted(
     *,
     max_chars: int,
     record: JobRecord | None = None,
+    settings: Settings | None = None,
 ) -> JobStatus | None:
     """Plan an accepted job and send its chunks; return its status then (None: left alone).
 
@@ -237,7 +253,8 @@ def plan_accepted(
     cancelled before it was planned is left as it is. A job whose manifest
     exists (accepted again after it failed, or resumed) is started from it,
     or marked succeeded if it did. ``record`` is the job's record as it was
-    accepted (read from the store without it).
+    accepted (read from the store without it). ``settings`` price a job with
+    a cost cap (their table; the environment's without them).
 
     Raises:
         PlanningBusyError: another planner is planning the job now (a claim in
@@ -247,7 +264,9 @@ def plan_accepted(
     if not state.client.set(claim, "1", nx=True, ex=PLAN_CLAIM_TTL):
         raise PlanningBusyError(f"job {job_id} is being planned by another planner")
     try:
-        return _plan(store, state, producer, job_id, max_chars=max_chars, record=record)
+        return _plan(
+            store, state, producer, job_id, max_chars=max_chars, record=record, settings=settings
+        )
     finally:
         state.client.delete(claim)
 
@@ -260,6 +279,7 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
     *,
     max_chars: int,
     record: JobRecord | None,
+    settings: Settings | None = None,
 ) -> JobStatus | None:
     status = state.status(job_id)
     if status not in {None, JobStatus.QUEUED}:
@@ -277,6 +297,12 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
             documents = read_documents(store, record.inputs, max_chars=max_chars)
         except InputError as exc:
             fail_unplanned(store, state, record, str(exc))
+            return JobStatus.FAILED
+        if record.preview_seconds is not None:
+            documents = preview(documents, record.options, record.preview_seconds)
+        refusal = _over_caps(store, record, documents, settings)
+        if refusal is not None:
+            fail_unplanned(store, state, record, refusal)
             return JobStatus.FAILED
         manifest, texts, fresh = plan_into(
             store, documents, record.options, job_id=job_id, cache_scope=record.cache_scope
@@ -302,6 +328,7 @@ class Planner:
     state: JobState
     producer: Celery
     max_chars: int
+    settings: Settings | None = None  # its price table prices jobs with a cost cap
 
     @classmethod
     def connect(cls, settings: Settings) -> Planner:
@@ -311,12 +338,19 @@ class Planner:
             state=JobState.from_url(settings.redis_url),
             producer=create_producer(settings),
             max_chars=settings.api.max_chars_per_job,
+            settings=settings,
         )
 
     def __call__(self, job_id: str, record: JobRecord | None = None) -> JobStatus | None:
         """Plan ``job_id`` (:func:`plan_accepted`)."""
         return plan_accepted(
-            self.store, self.state, self.producer, job_id, max_chars=self.max_chars, record=record
+            self.store,
+            self.state,
+            self.producer,
+            job_id,
+            max_chars=self.max_chars,
+            record=record,
+            settings=self.settings,
         )
 
 

@@ -82,6 +82,23 @@ class JobSpec(Body):
         " description, publisher), put over those its source gives; a JSON object in a"
         " multipart form.",
     )
+    preview_seconds: float | None = Field(
+        default=None,
+        ge=1,
+        le=86_400,
+        description="Speak only the first part of each document, about this much audio; the"
+        " full job later takes those chunks from the cache.",
+    )
+    max_cost: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD: the job fails before anything is sent if its estimate is higher.",
+    )
+    max_billed_chars: int | None = Field(
+        default=None,
+        ge=0,
+        description="Characters: the job fails before anything is sent if it would bill more.",
+    )
     cache: bool = Field(
         default=True,
         description="Take chunks already spoken from the tenant's chunk cache (false:"

@@ -70,6 +70,9 @@ class JobRecord(BaseModel):
     cache_scope: str | None = Field(
         default=None, description="The job's chunk cache (ttsbatch.cache); None: none."
     )
+    preview_seconds: float | None = None
+    max_cost: float | None = None
+    max_billed_chars: int | None = None
     inputs: tuple[JobInput, ...] = Field(
         default=(), description="What to plan; empty for a job planned when it was accepted."
     )

@@ -22,7 +22,7 @@ from scheduler.api.schemas import Job, JobSpec
 from scheduler.api.services import Services
 from scheduler.api.sources import check_limits, check_size
 from scheduler.api.views import show_job
-from scheduler.costing import estimate
+from scheduler.costing import estimate, preview
 from scheduler.intake import Given, store_inputs
 from scheduler.planning import doc_ids_of, job_id_of, plan_into, plan_job, start_job
 from scheduler.records import JobRecord, read_job_record, write_job_record
@@ -84,6 +84,9 @@ def accept_job(
             entry,
             inputs=store_inputs(services.store, job_id, given),
             cache_scope=cache_scope(services, tenant, spec),
+            preview_seconds=spec.preview_seconds,
+            max_cost=spec.max_cost,
+            max_billed_chars=spec.max_billed_chars,
         )
         write_job_record(services.store, record)
         services.registry.add_job(entry)
@@ -109,6 +112,8 @@ def estimate_job(
     options = job_options(spec, services.settings.defaults)
     documents = [item.document() for item in given]
     check_limits(documents, services.settings.api)
+    if spec.preview_seconds is not None:
+        documents = preview(documents, options, spec.preview_seconds)
     manifest = plan_job(documents, options)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
     scope = cache_scope(services, tenant, spec)

@@ -357,3 +357,24 @@ def test_the_same_text_is_paid_once_per_tenant_and_a_dry_run_says_so_first(
             third = list(other.events(other.submit_text(text, name="first", **fields)["id"]))[-1][1]
             assert third["status"] == "succeeded", third
             assert len(log()) == 2 * paid  # another tenant's cache: paid again
+
+
+def test_a_job_over_its_cap_fails_before_any_request_saying_what_it_would_cost(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = make_harness()
+    harness.workers.start(1)
+    wait_for_workers(harness, 1)
+    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
+    app = create_app(settings, store=harness.store)
+    engine = OPTIONS.engine
+    fields = {"engine": engine.engine, "model": engine.model, "voice": engine.voice}
+    with beat(harness), serve(app) as url, ApiClient(url, KEY) as api:
+        job = api.submit_text(make_book(10).text, name="capped", max_billed_chars=50, **fields)
+        final = list(api.events(job["id"]))[-1][1]
+        assert final["status"] == "failed"
+        assert "refused before anything was sent" in final["error"]
+        assert "characters would be billed" in final["error"]
+        assert harness.provider.state.log() == []
+        within = api.submit_text(make_book(10).text, name="within", max_cost=1.0, **fields)
+        assert list(api.events(within["id"]))[-1][1]["status"] == "succeeded"

@@ -113,3 +113,22 @@ def test_the_cache_command_tells_prunes_and_clears(
     ttsbatch(provider, "synth", str(book), "-o", str(tmp_path / "again"))
     cleared = ttsbatch(provider, "cache", "clear")
     assert number(r"removed ([\d,]+) chunks", cleared.stdout) == chunks
+
+
+def test_a_preview_speaks_the_beginning_and_the_full_run_takes_it_from_the_cache(
+    provider: RunningProvider, book: Path, tmp_path: Path
+) -> None:
+    short = ttsbatch(provider, "synth", str(book), "-o", str(tmp_path / "p"), "--preview", "15")
+    assert short.returncode == 0, short.stderr
+    previewed = len(provider.state.log())
+    text = (tmp_path / "p" / "book.source.txt").read_text()
+    assert 0 < previewed < 10 and 200 < len(text) < 600  # about 15 s of speech
+    full = ttsbatch(provider, "synth", str(book), "-o", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    cached = number(r"([\d,]+) from the cache", full.stdout)
+    assert cached == number(r"billed: ([\d,]+) characters sent", short.stdout) > 0
+    fresh = ttsbatch(
+        provider, "synth", str(book), "-o", str(tmp_path / "x"), "--dry-run", "--no-cache"
+    )
+    total = number(r"billed: ([\d,]+) characters", fresh.stdout)
+    assert number(r"billed: ([\d,]+) characters sent", full.stdout) == total - cached

@@ -142,6 +142,13 @@ def _settings(engine: str, base_url: str | None) -> Settings:
     help="Say what the job would cost (characters, cache hits, time, money); send nothing.",
 )
 @click.option(
+    "--preview",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Speak only the first part of each input, about this much audio: a cheap check of"
+    " voice and pronunciation; the full run later takes those chunks from the cache.",
+)
+@click.option(
     "--max-cost",
     type=click.FloatRange(min=0),
     metavar="USD",
@@ -172,6 +179,7 @@ def synth(
     distributed: bool,
     no_cache: bool,
     dry_run: bool,
+    preview: float | None,
     max_cost: float | None,
     max_billed_chars: int | None,
 ) -> None:
@@ -213,6 +221,10 @@ def synth(
     documents = [ingest_file(path, keep_boilerplate=keep_boilerplate) for path in inputs]
     if audio.cover is not None:  # the user's cover over each source's own
         documents = [document.model_copy(update={"cover": audio.cover}) for document in documents]
+    if preview is not None:
+        from scheduler.costing import preview as preview_of  # noqa: PLC0415
+
+        documents = preview_of(documents, options, preview)
     cache = None if no_cache or distributed else local_cache(settings)
     caps = Caps(max_cost=max_cost, max_billed_chars=max_billed_chars)
     if check_costs(documents, options, settings, cache, caps, dry_run=dry_run):
