@@ -11,8 +11,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 # Read by click options of the API client commands (ttsbatch/cli/client.py), not settings.
 CLIENT_ENV = {"TTSBATCH_SERVER", "TTSBATCH_API_KEY"}
-# Read by the CLI itself (ttsbatch/cli/main.py).
-CLI_ENV = {"TTSBATCH_DEBUG"}
+# Read by the CLI itself (ttsbatch/cli/main.py), and the cache folder's short name
+# (ttsbatch.settings.CacheSettings.folder, beside TTSBATCH_CACHE_DIR).
+CLI_ENV = {"TTSBATCH_DEBUG", "TTSBATCH_CACHE"}
 
 
 def _table_names() -> set[str]:
