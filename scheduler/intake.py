@@ -41,11 +41,12 @@ from scheduler.records import (
     read_job_record,
     write_job_record,
 )
+from ttsbatch import keys
 from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import InputError, TtsBatchError
 from ttsbatch.keys import RedisKeys
 from ttsbatch.manifests import find_manifest
-from ttsbatch.models import Document, JobStatus, Manifest
+from ttsbatch.models import Cover, Document, JobStatus, Manifest
 from ttsbatch.redisclient import outage
 from ttsbatch.settings import Settings
 from ttsbatch.state import CANCELLED_BY_USER, JobState, mark_manifest
@@ -143,6 +144,15 @@ class Given:
         """The document's name: the text's, or the file's stem (``book`` of ``book.epub``)."""
         source = self.source_name
         return source if self.kind == "text" else (PurePath(source).stem or source)
+
+
+def store_cover(store: Store, job_id: str, cover: Cover | None) -> str | None:
+    """Keep a job's uploaded cover until it is planned; return its key (``None``: no cover)."""
+    if cover is None:
+        return None
+    key = keys.job_cover_key(job_id, cover.suffix)
+    store.write(key, cover.data)
+    return key
 
 
 def store_inputs(store: Store, job_id: str, given: Sequence[Given]) -> tuple[JobInput, ...]:
@@ -298,6 +308,9 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
         except InputError as exc:
             fail_unplanned(store, state, record, str(exc))
             return JobStatus.FAILED
+        if record.cover is not None:  # the job's uploaded cover, over each document's own
+            cover = Cover.sniff(store.read(record.cover))
+            documents = [document.model_copy(update={"cover": cover}) for document in documents]
         if record.preview_seconds is not None:
             documents = preview(documents, record.options, record.preview_seconds)
         refusal = _over_caps(store, record, documents, settings)

@@ -70,6 +70,9 @@ class JobRecord(BaseModel):
     cache_scope: str | None = Field(
         default=None, description="The job's chunk cache (ttsbatch.cache); None: none."
     )
+    cover: str | None = Field(
+        default=None, description="Key of the cover uploaded with the job, over each document's."
+    )
     preview_seconds: float | None = None
     max_cost: float | None = None
     max_billed_chars: int | None = None

@@ -114,9 +114,15 @@ class ApiClient:
         return result
 
     def submit_files(
-        self, paths: Sequence[Path], *, idempotency_key: str | None = None, **options: Any
+        self,
+        paths: Sequence[Path],
+        *,
+        idempotency_key: str | None = None,
+        cover: tuple[str, bytes] | None = None,
+        **options: Any,
     ) -> JsonDict:
-        """Upload files (txt, md, html, epub) as the documents of one job."""
+        """Upload files (txt, md, html, epub) as the documents of one job, and a ``cover``
+        image (its name and bytes) over theirs."""
         files = [
             (
                 "files",
@@ -128,6 +134,9 @@ class ApiClient:
             )
             for p in paths
         ]
+        if cover is not None:
+            name, image = cover
+            files.append(("cover", (name, image, mimetypes.guess_type(name)[0] or "image/jpeg")))
         data = {
             key: json.dumps(value) if isinstance(value, dict) else str(value)
             for key, value in options.items()

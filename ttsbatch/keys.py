@@ -5,6 +5,7 @@ The store (architecture.md), relative to a store's prefix:
 ::
 
     jobs/<job_id>/manifest.json
+    jobs/<job_id>/cover.<jpg|png>      a cover uploaded with an API job, until it is planned
     jobs/<job_id>/chunks/<doc>/<n:06d>.pcm
     jobs/<job_id>/chunks/<doc>/<n:06d>.json
     jobs/<job_id>/out/<doc>.<ext>     wav, pcm, m4b, mp3, opus, flac, timestamps.json,
@@ -110,6 +111,11 @@ def chunk_pcm_key(job_id: str, doc: str, index: int) -> str:
 def chunk_json_key(job_id: str, doc: str, index: int) -> str:
     """Return the key of chunk ``index``'s word timings (:class:`ChunkRecord`)."""
     return f"jobs/{job_id}/chunks/{doc}/{index:06d}.json"
+
+
+def job_cover_key(job_id: str, suffix: str) -> str:
+    """Return the key of the cover image uploaded with an API job (``jpg`` or ``png``)."""
+    return f"jobs/{job_id}/cover.{suffix}"
 
 
 def output_key(job_id: str, doc: str, suffix: str) -> str:

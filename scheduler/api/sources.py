@@ -29,6 +29,7 @@ class Upload:
 
     filename: str
     data: bytes
+    field: str = "files"  # the form field: a document, or the job's ``cover``
 
 
 def from_upload(upload: Upload) -> Document:

@@ -23,12 +23,12 @@ from scheduler.api.services import Services
 from scheduler.api.sources import check_limits, check_size
 from scheduler.api.views import show_job
 from scheduler.costing import estimate, preview
-from scheduler.intake import Given, store_inputs
+from scheduler.intake import Given, store_cover, store_inputs
 from scheduler.planning import doc_ids_of, job_id_of, plan_into, plan_job, start_job
 from scheduler.records import JobRecord, read_job_record, write_job_record
 from scheduler.webhooks import check_target
 from ttsbatch.cache import ChunkCache, tenant_scope
-from ttsbatch.models import Document, Estimate, JobOptions, JobStatus
+from ttsbatch.models import Cover, Document, Estimate, JobOptions, JobStatus
 from ttsbatch.state import TERMINAL
 
 
@@ -53,8 +53,11 @@ def accept_job(
     *,
     run_id: str | None = None,
     capped: bool = True,
+    cover: Cover | None = None,
 ) -> Job:
     """Accept a job for ``tenant``: store its input, queue its planning; return its resource.
+
+    ``cover``, uploaded with the job, goes over each document's own.
 
     The job is ``queued`` until ``ttsbatch beat`` plans it; an input that
     cannot be read fails it then, with ingestion's message. The same job
@@ -71,7 +74,9 @@ def accept_job(
     """
     check_size(given, services.settings.api)
     identities = [(item.document_name, item.sha256) for item in given]
-    options, entry = _admit(services, tenant, spec, identities, run_id=run_id, capped=capped)
+    options, entry = _admit(
+        services, tenant, spec, identities, run_id=run_id, capped=capped, cover=cover
+    )
     job_id = entry.job_id
     try:
         status = services.state.status(job_id)
@@ -84,6 +89,7 @@ def accept_job(
             entry,
             inputs=store_inputs(services.store, job_id, given),
             cache_scope=cache_scope(services, tenant, spec),
+            cover=store_cover(services.store, job_id, cover),
             preview_seconds=spec.preview_seconds,
             max_cost=spec.max_cost,
             max_billed_chars=spec.max_billed_chars,
@@ -172,13 +178,15 @@ def _admit(
     *,
     run_id: str | None,
     capped: bool,
+    cover: Cover | None = None,
 ) -> tuple[JobOptions, JobEntry]:
     """Check what both submit paths check, take the job's slot; return its options and entry.
 
     Args:
         identities: each document's name and input SHA-256.
+        cover: the job's uploaded cover (it is part of the job's identity).
     """
-    options = job_options(spec, services.settings.defaults)
+    options = job_options(spec, services.settings.defaults, cover=cover)
     if spec.webhook_url:
         check_target(
             spec.webhook_url,

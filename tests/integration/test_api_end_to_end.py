@@ -12,6 +12,7 @@ and schedules, the beat restores the schedules' entries, and new jobs run.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from pydantic import SecretStr
 
 from scheduler.api import create_app
 from scheduler.ingest import ingest_file, ingest_text
+from tests.images import jpeg
 from ttsbatch.cli import client as cli_client
 from ttsbatch.client import ApiClient
 from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
@@ -36,7 +38,7 @@ from ttsbatch.dev.stack import stop_process, ttsbatch_command
 from ttsbatch.executors.local import run_local
 from ttsbatch.executors.outputs import download_outputs
 from ttsbatch.messages import FINALIZE_QUEUE, LOCAL_QUEUE, PROVIDER_QUEUE
-from ttsbatch.models import AudioFormat, Document
+from ttsbatch.models import AudioFormat, Cover, Document
 from ttsbatch.roster import Roster
 from ttsbatch.settings import ApiSettings, JobDefaults, Settings, TogetherSettings
 from ttsbatch.storage.local import LocalStore
@@ -285,6 +287,7 @@ def test_an_m4b_job_through_the_api_is_the_same_file_a_local_run_writes(
     app = create_app(settings, store=harness.store)
     engine = OPTIONS.engine
     m4b = {"audio_format": "m4b", "split_chapters": True}
+    image = jpeg()
     with beat(harness), serve(app) as url, ApiClient(url, KEY) as api:
         job = api.submit_files(
             [book],
@@ -292,6 +295,7 @@ def test_an_m4b_job_through_the_api_is_the_same_file_a_local_run_writes(
             model=engine.model,
             voice=engine.voice,
             max_chars=OPTIONS.max_chars,
+            cover=("cover.jpg", image),
             **m4b,
         )
         final = list(api.events(job["id"]))[-1][1]
@@ -299,9 +303,16 @@ def test_an_m4b_job_through_the_api_is_the_same_file_a_local_run_writes(
         written = {path.name for path in api.download(job["id"], tmp_path / "api")}
     with run_in_thread(FakeProviderConfig()) as provider:
         local = LocalStore(tmp_path / "local")
+        cover = Cover(media_type="image/jpeg", data=image)
         manifest = run_local(
-            [ingest_file(book)],
-            OPTIONS.model_copy(update={"audio_format": AudioFormat.M4B, "split_chapters": True}),
+            [ingest_file(book).model_copy(update={"cover": cover})],
+            OPTIONS.model_copy(
+                update={
+                    "audio_format": AudioFormat.M4B,
+                    "split_chapters": True,
+                    "cover_sha256": hashlib.sha256(image).hexdigest(),
+                }
+            ),
             store=local,
             settings=Settings(
                 together=TogetherSettings(base_url=provider.api_url, api_key=API_KEY)
@@ -309,7 +320,7 @@ def test_an_m4b_job_through_the_api_is_the_same_file_a_local_run_writes(
             jobs=2,
         )
     expected = download_outputs(local, manifest, tmp_path / "expected")
-    assert {"book.m4b", "book.001.m4b", "book.002.m4b"} <= written
+    assert {"book.m4b", "book.001.m4b", "book.002.m4b", "book.cover.jpg"} <= written
     for path in expected:
         assert (tmp_path / "api" / path.name).read_bytes() == path.read_bytes(), path.name
     report = manifest.audio["book"].loudness

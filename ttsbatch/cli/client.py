@@ -286,7 +286,7 @@ def _follow(api: Any, job_id: str) -> dict[str, Any]:
 @click.option("--voice", help="Engine voice.")
 @click.option("--model", help="Provider model.")
 # No --cover yet: the API's upload path takes only `files` (see audio_options).
-@audio_options(cover=False)
+@audio_options()
 @click.option("--tag", "tags", multiple=True, help="key=value; repeat for more.")
 @click.option("--webhook-url", help="Called when the job succeeds or fails.")
 @click.option("--wait", is_flag=True, help="Follow the job to its end with a progress bar.")
@@ -317,6 +317,9 @@ def submit(  # noqa: PLR0917 - click passes every option of a command as a param
             model=model,
             tags=_tags(tags) or None,
             webhook_url=webhook_url,
+            cover=None
+            if audio.cover is None
+            else (f"cover.{audio.cover.suffix}", audio.cover.data),
             **audio.request_fields(),
         )
         click.echo(job["id"])

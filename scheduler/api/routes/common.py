@@ -132,13 +132,15 @@ async def _form_parts(form: FormData, max_bytes: int) -> tuple[list[Upload], dic
     size = 0
     for key, value in form.multi_items():
         if isinstance(value, UploadFile):
-            if key != "files":
-                raise InvalidRequestError(f"file field {key!r}: send files as `files`")
+            if key not in {"files", "cover"}:
+                raise InvalidRequestError(
+                    f"file field {key!r}: send documents as `files` and a cover image as `cover`"
+                )
             data = await value.read()
             size += len(data)
             if size > max_bytes:
                 raise too_large(max_bytes)
-            uploads.append(Upload(value.filename or "document", data))
+            uploads.append(Upload(value.filename or "document", data, key))
         elif key == "files":
             raise InvalidRequestError("`files` must be file parts (curl -F files=@book.txt)")
         elif key in _JSON_FIELDS:

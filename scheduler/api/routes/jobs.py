@@ -28,7 +28,7 @@ from scheduler.api.routes.common import (
 )
 from scheduler.api.schemas import Job, JobList, JobRequest, JobResult, JobSpec
 from scheduler.api.services import Services
-from scheduler.api.sources import Upload, file_input
+from scheduler.api.sources import Upload, cover_of, file_input
 from scheduler.intake import Given
 from ttsbatch.errors import StorageError
 from ttsbatch.keys import job_prefix
@@ -117,13 +117,19 @@ async def create_job(
             if entry is not None:
                 return await run_in_threadpool(views.show_job, services, entry)
 
+    covers = [upload for upload in uploads if upload.field == "cover"]
+    if len(covers) > 1:
+        raise InvalidRequestError("send one `cover` image at most")
+    cover = cover_of(covers[0]) if covers else None
+    uploads = [upload for upload in uploads if upload.field != "cover"]
+
     def submit() -> Job | JSONResponse:
         given = _inputs(services, job_request, uploads)
         spec = JobSpec.model_validate(job_request.model_dump(include=set(JobSpec.model_fields)))
         if job_request.dry_run:
             found = submission.estimate_job(services, tenant, given, spec)
             return JSONResponse(found.model_dump(mode="json"), status_code=200)
-        job = submission.accept_job(services, tenant, given, spec)
+        job = submission.accept_job(services, tenant, given, spec, cover=cover)
         if idempotency_key:
             services.registry.remember(tenant, idempotency_key, job.id, digest)
         request.app.state.metrics.jobs.labels(job.options.engine.engine).inc()

@@ -41,6 +41,10 @@ async def create_run(request: Request, ports: PortsDep, tenant: TenantDep) -> Ru
     """Start one job per document of an `s3://` prefix (`source`), of `documents`, or of uploaded `files`."""
     uploads, data = await read_request(request, ports.settings.api.max_request_bytes)
     run_request = parse_model(RunRequest, data)
+    if any(upload.field == "cover" for upload in uploads):
+        raise InvalidRequestError(
+            "a run takes no `cover`: send it with each job, or use the books' own"
+        )
     given = (run_request.source is not None) + (run_request.documents is not None) + bool(uploads)
     if given != 1:
         raise InvalidRequestError(
