@@ -37,6 +37,7 @@ def opf(
     *,
     toc: str | None = None,
     version: str = "3.0",
+    metadata: str = "<dc:title>The Book</dc:title>",
 ) -> str:
     manifest = "".join(
         f'<item id="{ident}" href="{href}" media-type="{kind}"'
@@ -50,8 +51,9 @@ def opf(
     )
     toc_attribute = f' toc="{toc}"' if toc else ""
     return (
-        f'<?xml version="1.0"?>\n<package xmlns="http://www.idpf.org/2007/opf" version="{version}">'
-        '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>The Book</dc:title></metadata>'
+        f'<?xml version="1.0"?>\n<package xmlns="http://www.idpf.org/2007/opf" version="{version}"'
+        ' xmlns:opf="http://www.idpf.org/2007/opf">'
+        f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">{metadata}</metadata>'
         f"<manifest>{manifest}</manifest><spine{toc_attribute}>{refs}</spine></package>"
     )
 

@@ -14,7 +14,7 @@ import pytest
 
 from scheduler.ingest import ingest_bytes, ingest_file, metadata
 from tests.images import png
-from tests.scheduler.test_ingest_epub import XHTML_TYPE, epub, xhtml
+from tests.scheduler.test_ingest_epub import XHTML_TYPE, epub, opf, xhtml
 from ttsbatch.errors import UnsafeInputError
 from ttsbatch.models import BookInfo, Document
 
@@ -30,19 +30,8 @@ def package(
     version: str = "3.0",
 ) -> str:
     """An OPF with the given ``<metadata>`` content and one chapter besides ``items``."""
-    manifest = "".join(
-        f'<item id="{ident}" href="{href}" media-type="{kind}"'
-        + (f' properties="{props}"' if props else "")
-        + "/>"
-        for ident, href, kind, props in [("ch1", "ch1.xhtml", XHTML_TYPE, ""), *items]
-    )
-    return (
-        f'<?xml version="1.0"?>\n<package xmlns="http://www.idpf.org/2007/opf" version="{version}"'
-        ' xmlns:opf="http://www.idpf.org/2007/opf">'
-        '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
-        f"{metadata_xml}</metadata><manifest>{manifest}</manifest>"
-        '<spine><itemref idref="ch1"/></spine></package>'
-    )
+    chapter = ("ch1", "ch1.xhtml", XHTML_TYPE, "")
+    return opf([chapter, *items], [("ch1", True)], version=version, metadata=metadata_xml)
 
 
 def book(
