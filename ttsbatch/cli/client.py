@@ -23,12 +23,14 @@ from typing import Any, Final, cast, get_args
 import click
 from pydantic import ValidationError
 
+from ttsbatch.cli.costs import estimate_lines
 from ttsbatch.errors import ConfigError
 from ttsbatch.models import (
     MAX_COVER_BYTES,
     AudioFormat,
     BookInfo,
     Cover,
+    Estimate,
     JobOptions,
     LoudnessPreset,
 )
@@ -285,8 +287,29 @@ def _follow(api: Any, job_id: str) -> dict[str, Any]:
 )
 @click.option("--voice", help="Engine voice.")
 @click.option("--model", help="Provider model.")
-# No --cover yet: the API's upload path takes only `files` (see audio_options).
 @audio_options()
+@click.option("--no-cache", is_flag=True, help="Synthesise every chunk; take none from the cache.")
+@click.option(
+    "--dry-run", is_flag=True, help="Ask the server what the job would cost; create nothing."
+)
+@click.option(
+    "--preview",
+    type=click.FloatRange(min=1),
+    metavar="SECONDS",
+    help="Speak only the first part of each file, about this much audio.",
+)
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    metavar="USD",
+    help="Fail the job before anything is sent if it would cost more.",
+)
+@click.option(
+    "--max-billed-chars",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Fail the job before anything is sent if it would bill more characters.",
+)
 @click.option("--tag", "tags", multiple=True, help="key=value; repeat for more.")
 @click.option("--webhook-url", help="Called when the job succeeds or fails.")
 @click.option("--wait", is_flag=True, help="Follow the job to its end with a progress bar.")
@@ -302,14 +325,22 @@ def submit(  # noqa: PLR0917 - click passes every option of a command as a param
     voice: str | None,
     model: str | None,
     audio: AudioChoice,
+    no_cache: bool,
+    dry_run: bool,
+    preview: float | None,
+    max_cost: float | None,
+    max_billed_chars: int | None,
     tags: tuple[str, ...],
     webhook_url: str | None,
     wait: bool,
     outdir: Path | None,
 ) -> None:
-    """Submit FILES (txt, md, html, epub) as one job to the API; print its id."""
+    """Submit FILES (txt, md, html, epub) as one job to the API; print its id.
+
+    With --dry-run, print what the server says the job would cost instead.
+    """
     with _client(server, key) as api:
-        job = api.submit_files(
+        answer = api.submit_files(
             list(files),
             name=name,
             engine=engine,
@@ -320,8 +351,18 @@ def submit(  # noqa: PLR0917 - click passes every option of a command as a param
             cover=None
             if audio.cover is None
             else (f"cover.{audio.cover.suffix}", audio.cover.data),
+            cache=False if no_cache else None,
+            dry_run=True if dry_run else None,
+            preview_seconds=preview,
+            max_cost=max_cost,
+            max_billed_chars=max_billed_chars,
             **audio.request_fields(),
         )
+        if dry_run:
+            for line in estimate_lines(Estimate.model_validate(answer)):
+                click.echo(line)
+            return
+        job = answer
         click.echo(job["id"])
         if not wait:
             return

@@ -245,3 +245,32 @@ def test_submit_refuses_a_bad_loudness_before_sending_anything(tmp_path: Any) ->
     assert result.exit_code == 2
     assert "Invalid value for '--loudness'" in result.output
     assert "audiobook, podcast, ebu, off, or a target in LUFS" in result.output
+
+
+def test_submit_dry_run_prints_the_servers_estimate_and_makes_no_job(
+    submit_to: TestClient, tmp_path: Any
+) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text(TEXT, encoding="utf-8")
+    result = CliRunner().invoke(cli_client.submit, [str(book), "--key", KEY_A, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"dry run: 1 chunks, {len(TEXT)} characters for espeak" in result.output
+    assert "billed: 69 characters, $0.0000" in result.output
+    assert submit_to.get("/v1/jobs", headers=AUTH_A).json()["items"] == []
+
+
+def test_a_cover_uploaded_with_a_job_is_part_of_its_identity(
+    client: TestClient,
+) -> None:
+    files = [("files", ("opening.txt", TEXT.encode(), "text/plain"))]
+    plain = client.post("/v1/jobs", files=files, headers=AUTH_A).json()
+    covered = client.post(
+        "/v1/jobs", files=[*files, ("cover", ("c.jpg", JPEG, "image/jpeg"))], headers=AUTH_A
+    ).json()
+    assert covered["id"] != plain["id"]
+    assert covered["options"]["cover_sha256"] == hashlib.sha256(JPEG).hexdigest()
+    two = [*files, ("cover", ("c.jpg", JPEG, "image/jpeg")), ("cover", ("d.png", PNG, "image/png"))]
+    assert client.post("/v1/jobs", files=two, headers=AUTH_A).status_code == 422
+    bad = [*files, ("cover", ("c.gif", b"GIF89a" + b"\0" * 20, "image/gif"))]
+    answer = client.post("/v1/jobs", files=bad, headers=AUTH_A)
+    assert answer.status_code == 422 and "not a JPEG or PNG" in answer.text
