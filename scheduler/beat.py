@@ -51,7 +51,7 @@ from typing import Any, Final
 import httpx
 from celery import Celery, Task
 
-from scheduler import webhooks
+from scheduler import retention, webhooks
 from scheduler.dispatch import create_producer
 from scheduler.intake import PLAN_QUEUE, Planner, lazy, register_plan_task
 from scheduler.ports import Ports
@@ -64,6 +64,8 @@ from ttsbatch.settings import Settings
 log = logging.getLogger(__name__)
 
 RESCUE_STALLED: Final = "ttsbatch.rescue_stalled"
+#: Sent by the beat every ten minutes: removes the outputs of jobs whose lifetime passed.
+SWEEP_RETENTION: Final = "ttsbatch.sweep_retention"
 SCAN_WEBHOOKS: Final = "ttsbatch.scan_webhooks"
 DELIVER_WEBHOOK: Final = "ttsbatch.deliver_webhook"
 WEBHOOK_QUEUE: Final = "ttsbatch.webhooks"
@@ -129,6 +131,11 @@ def create_beat_app(
                 "schedule": WEBHOOK_SCAN_INTERVAL,
                 "options": {"queue": SCHEDULE_QUEUE, "expires": 5 * WEBHOOK_SCAN_INTERVAL},
             },
+            "ttsbatch-retention": {
+                "task": SWEEP_RETENTION,
+                "schedule": retention.SWEEP_INTERVAL,
+                "options": {"queue": SCHEDULE_QUEUE, "expires": retention.SWEEP_INTERVAL},
+            },
         },
         broker_transport_options={
             "visibility_timeout": timeout,
@@ -187,6 +194,11 @@ def _register_tasks(
     @app.task(name=RESCUE_STALLED, shared=False)
     def rescue_stalled() -> None:
         ports().rescue()
+
+    @app.task(name=SWEEP_RETENTION, shared=False)
+    def sweep_retention() -> int:
+        live = ports()
+        return retention.sweep(live.store, live.state)
 
     @app.task(
         name=DELIVER_WEBHOOK, bind=True, shared=False, acks_late=True, max_retries=attempts - 1

@@ -99,6 +99,13 @@ class JobSpec(Body):
         ge=0,
         description="Characters: the job fails before anything is sent if it would bill more.",
     )
+    time_to_live_hours: float | None = Field(
+        default=None,
+        gt=0,
+        le=24 * 365 * 10,
+        description="Hours after which the job's outputs and chunks are removed (a running"
+        " job's never are); left out: the deployment's TTSBATCH_API_JOB_TTL_HOURS.",
+    )
     cache: bool = Field(
         default=True,
         description="Take chunks already spoken from the tenant's chunk cache (false:"

@@ -11,6 +11,7 @@ The store (architecture.md), relative to a store's prefix:
     jobs/<job_id>/out/<doc>.<ext>     wav, pcm, m4b, mp3, opus, flac, timestamps.json,
                                       source.txt, srt, vtt, cover.jpg or cover.png
     jobs/<job_id>/out/<doc>.<nnn>.<ext>  chapter nnn's own file (split chapters)
+    expiry/<epoch>-<job_id>           when a job's outputs expire (scheduler.retention)
     cache/<scope>/<aa>/<address>.pcm  a cached chunk's audio (ttsbatch.cache), then
     cache/<scope>/<aa>/<address>.json its record: a tenant's scope, ``shared`` or ``local``
     jobs/<job_id>/assembly/<doc>/     the local executor's outputs in the making:

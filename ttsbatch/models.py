@@ -405,6 +405,9 @@ class Manifest(Frozen):
         default_factory=dict, description="Per document: the audio written and its loudness."
     )
     usage: Usage | None = Field(default=None, description="Characters billed and cached.")
+    expired: bool = Field(
+        default=False, description="Its lifetime passed: its outputs and chunks were removed."
+    )
     cache_scope: str | None = Field(
         default=None,
         description="Where the job's chunks are looked up and kept (ttsbatch.cache); None: no cache.",

@@ -120,6 +120,12 @@ class ApiSettings(BaseSettings):
         default=False, description="Allow webhooks to private and loopback addresses."
     )
     webhook_attempts: int = Field(default=5, ge=1)
+    job_ttl_hours: float = Field(
+        default=0,
+        ge=0,
+        description="Lifetime of a job's outputs and chunks, from its acceptance, unless the"
+        " job gives its own; 0 keeps them.",
+    )
     require_workers: bool = Field(
         default=True,
         description="Refuse (503) a job whose engine no live worker serves; false when"

@@ -53,6 +53,13 @@ class ConflictError(ApiError):
     code = "conflict"
 
 
+class GoneError(ApiError):
+    """Raised for the files of a job whose lifetime passed (they were removed)."""
+
+    status = 410
+    code = "gone"
+
+
 class TooLargeError(ApiError, errors.LimitExceededError):
     """Raised when a request body, a job's characters or its documents exceed a limit."""
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 
-from scheduler.api.errors import ConflictError
+from scheduler.api.errors import ConflictError, GoneError
 from scheduler.api.registry import JobEntry
 from scheduler.api.schemas import ResultFile
 from scheduler.api.services import Services
@@ -37,6 +37,11 @@ def result_files(
         ConflictError: the job has not succeeded.
     """
     manifest = load_manifest_or_404(services, entry.job_id)
+    if manifest.expired:
+        raise GoneError(
+            f"job {entry.job_id}: its lifetime passed and its files were removed;"
+            " submit it again to make them again (unchanged chunks come from the cache)"
+        )
     if manifest.status is not JobStatus.SUCCEEDED:
         status = services.state.status(entry.job_id) or manifest.status
         raise ConflictError(

@@ -13,6 +13,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 
+from scheduler import retention
 from scheduler.api.availability import check_workers, waiting_reason
 from scheduler.api.options import job_options
 from scheduler.api.registry import JobEntry
@@ -95,6 +96,7 @@ def accept_job(
             max_billed_chars=spec.max_billed_chars,
         )
         write_job_record(services.store, record)
+        retention.mark(services.store, job_id, lifetime(services, spec))
         services.registry.add_job(entry)
         services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)
         services.plan(job_id, record)
@@ -152,6 +154,7 @@ def submit_job(
     try:
         scope = cache_scope(services, tenant, spec)
         write_job_record(services.store, _job_record(entry, cache_scope=scope))
+        retention.mark(services.store, job_id, lifetime(services, spec))
         services.registry.add_job(entry)
         if is_active(services, job_id):
             return job_id  # the same job submitted again while it runs
@@ -227,6 +230,11 @@ def _entry(  # noqa: PLR0917 - a private helper of _admit, which has every field
     )
     existing = services.registry.job(job_id)
     return entry if existing is None else _refreshed(existing, entry)
+
+
+def lifetime(services: Services, spec: JobSpec) -> float | None:
+    """Hours a job's outputs live: its own, or the deployment's (0 or ``None``: for ever)."""
+    return spec.time_to_live_hours or services.settings.api.job_ttl_hours or None
 
 
 def cache_scope(services: Services, tenant: str, spec: JobSpec) -> str | None:

@@ -1,0 +1,58 @@
+"""Retention: an ended job's outputs go when its lifetime has passed; a running job's never."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from scheduler import retention
+from scheduler.ingest import ingest_text
+from scheduler.planning import plan_job, write_plan
+from ttsbatch import keys
+from ttsbatch.manifests import read_manifest
+from ttsbatch.models import JobOptions, JobStatus, Manifest
+from ttsbatch.state import JobState, mark_manifest
+from ttsbatch.storage.local import LocalStore
+
+
+def job(store: LocalStore, name: str, status: JobStatus) -> Manifest:
+    document = ingest_text("The keeper climbed the stair. He lit the lamp.", name)
+    manifest = write_plan(store, plan_job([document], JobOptions()), [document])
+    plan = manifest.documents[0]
+    store.write(keys.output_key(manifest.job_id, plan.doc, "wav"), b"RIFF")
+    store.write(keys.chunk_pcm_key(manifest.job_id, plan.doc, 0), b"\0\0")
+    mark_manifest(store, manifest.job_id, status, None)
+    return manifest
+
+
+def test_an_ended_job_loses_its_files_when_due_and_a_running_one_keeps_them(
+    tmp_path: Path, redis_db_url: str
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    state = JobState.from_url(redis_db_url)
+    now = time.time()
+    done, running, later = (
+        job(store, "done", JobStatus.SUCCEEDED),
+        job(store, "running", JobStatus.RUNNING),
+        job(store, "later", JobStatus.SUCCEEDED),
+    )
+    retention.mark(store, done.job_id, 1, now=now - 7200)
+    retention.mark(store, running.job_id, 1, now=now - 7200)
+    retention.mark(store, later.job_id, 1, now=now)
+    retention.mark(store, "no-lifetime", None)
+
+    assert retention.sweep(store, state, now=now) == 1
+    gone = read_manifest(store, done.job_id)
+    assert gone.expired and gone.outputs == {}
+    assert list(store.list(keys.job_prefix(done.job_id) + "out/")) == []
+    assert list(store.list(keys.job_prefix(done.job_id) + "chunks/")) == []
+    for kept in (running, later):
+        assert list(store.list(keys.job_prefix(kept.job_id) + "out/"))
+        assert not read_manifest(store, kept.job_id).expired
+    assert len(list(store.list("expiry/"))) == 2  # the running job's waits for the next sweep
+
+    mark_manifest(store, running.job_id, JobStatus.CANCELLED, "cancelled by the user")
+    assert retention.sweep(store, state, now=now) == 1
+    assert read_manifest(store, running.job_id).expired
+    assert retention.sweep(store, state, now=now + 3601) == 1  # the later one, when due
+    assert list(store.list("expiry/")) == []
