@@ -42,6 +42,7 @@ from scheduler.records import (
     write_job_record,
 )
 from ttsbatch import keys
+from ttsbatch.billing import Billing
 from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import InputError, TtsBatchError
 from ttsbatch.keys import RedisKeys
@@ -217,16 +218,31 @@ def send_plan(producer: Celery, job_id: str, record: JobRecord | None = None) ->
 
 
 def _over_caps(
-    store: Store, record: JobRecord, documents: Sequence[Document], settings: Settings | None
+    store: Store,
+    state: JobState,
+    record: JobRecord,
+    documents: Sequence[Document],
+    settings: Settings | None,
 ) -> str | None:
-    """Why a job over its caps must not start (with its estimate); ``None`` within them."""
-    if record.options is None or (record.max_cost is None and record.max_billed_chars is None):
+    """Why a job over its caps, or its tenant's month, must not start (with its estimate);
+    ``None`` within them."""
+    settings = settings or Settings()
+    monthly = settings.api.monthly_cost_cap if record.account else 0.0
+    capped = record.max_cost is not None or record.max_billed_chars is not None
+    if record.options is None or not (capped or monthly):
         return None
     manifest = plan_job(documents, record.options)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
     cache = ChunkCache(store, record.cache_scope) if record.cache_scope else None
-    found = estimate(manifest, texts, settings or Settings(), cache)
-    return over_budget(found, max_cost=record.max_cost, max_billed_chars=record.max_billed_chars)
+    found = estimate(manifest, texts, settings, cache)
+    refusal = over_budget(found, max_cost=record.max_cost, max_billed_chars=record.max_billed_chars)
+    if refusal is None and monthly and record.account:
+        spent = Billing(state.client).spent(record.account)
+        left = max(0.0, monthly - spent)
+        refusal = over_budget(found, max_cost=left, max_billed_chars=None)
+        if refusal is not None:
+            refusal += f" left this month (${spent:.4f} of ${monthly:.4f} spent)"
+    return refusal
 
 
 def fail_unplanned(store: Store, state: JobState, record: JobRecord, error: str) -> None:
@@ -313,12 +329,17 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
             documents = [document.model_copy(update={"cover": cover}) for document in documents]
         if record.preview_seconds is not None:
             documents = preview(documents, record.options, record.preview_seconds)
-        refusal = _over_caps(store, record, documents, settings)
+        refusal = _over_caps(store, state, record, documents, settings)
         if refusal is not None:
             fail_unplanned(store, state, record, refusal)
             return JobStatus.FAILED
         manifest, texts, fresh = plan_into(
-            store, documents, record.options, job_id=job_id, cache_scope=record.cache_scope
+            store,
+            documents,
+            record.options,
+            job_id=job_id,
+            cache_scope=record.cache_scope,
+            account=record.account,
         )
     elif status is None and manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         return None  # a stale message of a job that ended: only a retry restarts it

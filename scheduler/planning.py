@@ -63,6 +63,7 @@ def plan_job(
     *,
     job_id: str | None = None,
     cache_scope: str | None = None,
+    account: str | None = None,
 ) -> Manifest:
     """Split every document and return the job's manifest (status ``queued``).
 
@@ -89,6 +90,7 @@ def plan_job(
         options=options,
         documents=plans,
         cache_scope=cache_scope,
+        account=account,
     )
 
 
@@ -118,13 +120,14 @@ def plan_into(
     *,
     job_id: str | None = None,
     cache_scope: str | None = None,
+    account: str | None = None,
 ) -> tuple[Manifest, dict[str, str], bool]:
     """Plan a job into the store; return the manifest in force, the texts by document id,
     and whether the plan is new (no manifest was stored for the job id before).
 
     A manifest already stored for the job id is kept (:func:`write_plan`).
     """
-    planned = plan_job(documents, options, job_id=job_id, cache_scope=cache_scope)
+    planned = plan_job(documents, options, job_id=job_id, cache_scope=cache_scope, account=account)
     manifest = write_plan(store, planned, documents)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
     return manifest, texts, manifest is planned

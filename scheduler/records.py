@@ -74,6 +74,7 @@ class JobRecord(BaseModel):
         default=None, description="Key of the cover uploaded with the job, over each document's."
     )
     preview_seconds: float | None = None
+    account: str | None = Field(default=None, description="The tenant's billing account.")
     max_cost: float | None = None
     max_billed_chars: int | None = None
     inputs: tuple[JobInput, ...] = Field(

@@ -29,6 +29,7 @@ own keys are listed in :mod:`ttsbatch.state.names`::
     <ns>:api:<…>                          the API's tenant index (scheduler.api.registry)
     <ns>:webhook:<delivery id>            webhook deliveries enqueued (scheduler.webhooks)
     <ns>:planning:<job id>                a planner's claim on a job (scheduler.intake)
+    <ns>:billing:<account>:<YYYY-MM>      what a tenant spent in a month (ttsbatch.billing)
     <ns>:redbeat:<…>                      the beat's schedule entries and lock (redbeat)
     <ns>:beat:<…>                         the beat's unacknowledged messages (kombu)
 """
@@ -73,6 +74,10 @@ class RedisKeys:
     def webhook(self, delivery: str) -> str:
         """The claim of a webhook delivery that a scan enqueued."""
         return f"{self.namespace}:webhook:{delivery}"
+
+    def billing(self, account: str, month: str) -> str:
+        """What an account spent in ``month`` (``YYYY-MM``)."""
+        return f"{self.namespace}:billing:{account}:{month}"
 
     def planning(self, job_id: str) -> str:
         """A planner's claim on a job."""

@@ -408,6 +408,9 @@ class Manifest(Frozen):
     expired: bool = Field(
         default=False, description="Its lifetime passed: its outputs and chunks were removed."
     )
+    account: str | None = Field(
+        default=None, description="The API tenant's account its cost is added to (billing)."
+    )
     cache_scope: str | None = Field(
         default=None,
         description="Where the job's chunks are looked up and kept (ttsbatch.cache); None: no cache.",

@@ -120,6 +120,11 @@ class ApiSettings(BaseSettings):
         default=False, description="Allow webhooks to private and loopback addresses."
     )
     webhook_attempts: int = Field(default=5, ge=1)
+    monthly_cost_cap: float = Field(
+        default=0,
+        ge=0,
+        description="USD a tenant may spend in a calendar month (UTC); 0: no cap.",
+    )
     job_ttl_hours: float = Field(
         default=0,
         ge=0,

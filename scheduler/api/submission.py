@@ -28,6 +28,7 @@ from scheduler.intake import Given, store_cover, store_inputs
 from scheduler.planning import doc_ids_of, job_id_of, plan_into, plan_job, start_job
 from scheduler.records import JobRecord, read_job_record, write_job_record
 from scheduler.webhooks import check_target
+from ttsbatch.billing import account_of
 from ttsbatch.cache import ChunkCache, tenant_scope
 from ttsbatch.models import Cover, Document, Estimate, JobOptions, JobStatus
 from ttsbatch.state import TERMINAL
@@ -91,6 +92,7 @@ def accept_job(
             inputs=store_inputs(services.store, job_id, given),
             cache_scope=cache_scope(services, tenant, spec),
             cover=store_cover(services.store, job_id, cover),
+            account=account_of(tenant),
             preview_seconds=spec.preview_seconds,
             max_cost=spec.max_cost,
             max_billed_chars=spec.max_billed_chars,
@@ -153,13 +155,20 @@ def submit_job(
     job_id = entry.job_id
     try:
         scope = cache_scope(services, tenant, spec)
-        write_job_record(services.store, _job_record(entry, cache_scope=scope))
+        write_job_record(
+            services.store, _job_record(entry, cache_scope=scope, account=account_of(tenant))
+        )
         retention.mark(services.store, job_id, lifetime(services, spec))
         services.registry.add_job(entry)
         if is_active(services, job_id):
             return job_id  # the same job submitted again while it runs
         manifest, texts, fresh = plan_into(
-            services.store, documents, options, job_id=job_id, cache_scope=scope
+            services.store,
+            documents,
+            options,
+            job_id=job_id,
+            cache_scope=scope,
+            account=account_of(tenant),
         )
         if manifest.status is JobStatus.SUCCEEDED:
             services.registry.release(tenant, job_id)

@@ -69,13 +69,13 @@ def serve(app: FastAPI) -> Iterator[str]:
 
 
 @contextmanager
-def beat(harness: Harness) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``ttsbatch beat`` (it plans the jobs the API accepts) for the test."""
+def beat(harness: Harness, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``ttsbatch beat`` (it plans the jobs the API accepts) for the test, with ``env``."""
     log_path = harness.tmp_path / "logs" / "beat.log"
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             ttsbatch_command("beat"),
-            env=harness.env,
+            env={**harness.env, **env},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -389,3 +389,27 @@ def test_a_job_over_its_cap_fails_before_any_request_saying_what_it_would_cost(
         assert harness.provider.state.log() == []
         within = api.submit_text(make_book(10).text, name="within", max_cost=1.0, **fields)
         assert list(api.events(within["id"]))[-1][1]["status"] == "succeeded"
+
+
+def test_a_tenants_monthly_cap_refuses_the_job_that_would_pass_it(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness = make_harness()
+    harness.workers.start(1)
+    wait_for_workers(harness, 1)
+    api_settings = ApiSettings(keys=SecretStr(KEY), monthly_cost_cap=0.0003)  # 75 Kokoro chars
+    settings = harness.settings.model_copy(update={"api": api_settings})
+    app = create_app(settings, store=harness.store)
+    engine = OPTIONS.engine
+    fields = {"engine": engine.engine, "model": engine.model, "voice": engine.voice}
+    planner = beat(harness, TTSBATCH_API_MONTHLY_COST_CAP="0.0003")
+    with planner, serve(app) as url, ApiClient(url, KEY) as api:
+        first = api.submit_text("The keeper climbed the stair at dusk. He lit the lamp.", **fields)
+        assert list(api.events(first["id"]))[-1][1]["status"] == "succeeded"
+        asked = len(harness.provider.state.log())
+        second = api.submit_text(
+            "A second text of about the same length, spoken later on.", **fields
+        )
+        final = list(api.events(second["id"]))[-1][1]
+        assert final["status"] == "failed" and "left this month" in final["error"]
+        assert len(harness.provider.state.log()) == asked

@@ -9,6 +9,7 @@ from scheduler import retention
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
+from ttsbatch.billing import Billing, account_of
 from ttsbatch.manifests import read_manifest
 from ttsbatch.models import JobOptions, JobStatus, Manifest
 from ttsbatch.state import JobState, mark_manifest
@@ -56,3 +57,15 @@ def test_an_ended_job_loses_its_files_when_due_and_a_running_one_keeps_them(
     assert read_manifest(store, running.job_id).expired
     assert retention.sweep(store, state, now=now + 3601) == 1  # the later one, when due
     assert list(store.list("expiry/")) == []
+
+
+def test_a_tenants_month_is_tallied_and_the_cap_is_per_month(redis_db_url: str) -> None:
+    billing = Billing(JobState.from_url(redis_db_url).client)
+    account = account_of("key-a")
+    assert account != account_of("key-b") and "key-a" not in account
+    june = time.mktime((2026, 6, 15, 12, 0, 0, 0, 0, 0))
+    billing.add(account, 1.25, now=june)
+    billing.add(account, 0.5, now=june)
+    assert billing.spent(account, now=june) == 1.75
+    assert billing.spent(account, now=june + 31 * 86400) == 0.0  # July starts from nothing
+    assert billing.spent(account_of("key-b"), now=june) == 0.0

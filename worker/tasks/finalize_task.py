@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import redis
 
+from ttsbatch.billing import Billing
 from ttsbatch.errors import BrokerError, JobError, StorageError
 from ttsbatch.manifests import read_manifest
 from ttsbatch.messages import FinalizeMessage, encode
@@ -63,7 +64,9 @@ def process_finalize(ctx: WorkerContext, message: FinalizeMessage) -> Outcome:  
             price = ctx.settings.price_of(
                 manifest.options.engine.engine, manifest.options.engine.model
             )
-            finalize_job(ctx.store, manifest, keep_chunks=keep, price_per_million=price)
+            done = finalize_job(ctx.store, manifest, keep_chunks=keep, price_per_million=price)
+        if done.account and done.usage is not None and done.usage.cost:
+            Billing(ctx.state.client).add(done.account, done.usage.cost)
     except JobError as exc:
         reason = f"{exc}: run `ttsbatch resume {job_id}`"
         ctx.fail_job(job_id, reason)
