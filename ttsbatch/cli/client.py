@@ -23,7 +23,7 @@ from typing import Any, Final, cast, get_args
 import click
 from pydantic import ValidationError
 
-from ttsbatch.cli.costs import estimate_lines
+from ttsbatch.cli.costs import cost_options, estimate_lines
 from ttsbatch.errors import ConfigError
 from ttsbatch.models import (
     MAX_COVER_BYTES,
@@ -288,28 +288,7 @@ def _follow(api: Any, job_id: str) -> dict[str, Any]:
 @click.option("--voice", help="Engine voice.")
 @click.option("--model", help="Provider model.")
 @audio_options()
-@click.option("--no-cache", is_flag=True, help="Synthesise every chunk; take none from the cache.")
-@click.option(
-    "--dry-run", is_flag=True, help="Ask the server what the job would cost; create nothing."
-)
-@click.option(
-    "--preview",
-    type=click.FloatRange(min=1),
-    metavar="SECONDS",
-    help="Speak only the first part of each file, about this much audio.",
-)
-@click.option(
-    "--max-cost",
-    type=click.FloatRange(min=0),
-    metavar="USD",
-    help="Fail the job before anything is sent if it would cost more.",
-)
-@click.option(
-    "--max-billed-chars",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Fail the job before anything is sent if it would bill more characters.",
-)
+@cost_options
 @click.option("--tag", "tags", multiple=True, help="key=value; repeat for more.")
 @click.option("--webhook-url", help="Called when the job succeeds or fails.")
 @click.option("--wait", is_flag=True, help="Follow the job to its end with a progress bar.")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -12,6 +13,46 @@ from ttsbatch.errors import BudgetError
 from ttsbatch.models import Document, Estimate, JobOptions, Usage
 from ttsbatch.settings import Settings
 from ttsbatch.storage.local import LocalStore
+
+
+def cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of ``synth`` and ``submit`` that keep a job from paying twice or too much:
+    ``--no-cache``, ``--dry-run``, ``--preview``, ``--max-cost``, ``--max-billed-chars``."""
+    options = [
+        click.option(
+            "--no-cache",
+            is_flag=True,
+            help="Synthesise every chunk, even those the chunk cache holds (and keep none).",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Say what the job would cost (characters, cache hits, time, money);"
+            " send nothing and make no job.",
+        ),
+        click.option(
+            "--preview",
+            type=click.FloatRange(min=1),
+            metavar="SECONDS",
+            help="Speak only the first part of each input, about this much audio: a cheap"
+            " check of voice and pronunciation; the full run takes those chunks from the cache.",
+        ),
+        click.option(
+            "--max-cost",
+            type=click.FloatRange(min=0),
+            metavar="USD",
+            help="Refuse the job, before anything is sent, if it would cost more.",
+        ),
+        click.option(
+            "--max-billed-chars",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help="Refuse the job, before anything is sent, if it would bill more characters.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def local_cache(settings: Settings) -> LocalChunkCache:

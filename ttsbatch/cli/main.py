@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ttsbatch.cli.client import AudioChoice, audio_options
+from ttsbatch.cli.costs import cost_options
 from ttsbatch.errors import ConfigError, TtsBatchError
 from ttsbatch.models import Document, EngineSpec, JobOptions, Manifest, Pauses
 from ttsbatch.settings import ENGINES, Settings
@@ -131,35 +132,7 @@ def _settings(engine: str, base_url: str | None) -> Settings:
     is_flag=True,
     help="Run on the Celery workers (REDIS_URL, TTSBATCH_STORE) instead of local processes.",
 )
-@click.option(
-    "--no-cache",
-    is_flag=True,
-    help="Synthesise every chunk, even those the chunk cache holds (and keep none).",
-)
-@click.option(
-    "--dry-run",
-    is_flag=True,
-    help="Say what the job would cost (characters, cache hits, time, money); send nothing.",
-)
-@click.option(
-    "--preview",
-    type=click.FloatRange(min=1),
-    metavar="SECONDS",
-    help="Speak only the first part of each input, about this much audio: a cheap check of"
-    " voice and pronunciation; the full run later takes those chunks from the cache.",
-)
-@click.option(
-    "--max-cost",
-    type=click.FloatRange(min=0),
-    metavar="USD",
-    help="Refuse the job, before anything is sent, if it would cost more.",
-)
-@click.option(
-    "--max-billed-chars",
-    type=click.IntRange(min=0),
-    metavar="N",
-    help="Refuse the job, before anything is sent, if it would bill more characters.",
-)
+@cost_options
 def synth(
     inputs: tuple[Path, ...],
     outdir: Path,
