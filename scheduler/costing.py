@@ -20,7 +20,6 @@ from typing import Final
 
 from scheduler.splitting import split
 from ttsbatch.cache import ChunkCache, chunk_address
-from ttsbatch.keys import cache_key
 from ttsbatch.models import Document, Estimate, JobOptions, Manifest
 from ttsbatch.settings import Settings
 
@@ -45,9 +44,7 @@ def estimate(
             spoken = text[chunk.char_start : chunk.char_end]
             chunks += 1
             chars += len(spoken)
-            if cache is not None and cache.store.exists(
-                cache_key(cache.scope, chunk_address(engine, spoken), "json")
-            ):
+            if cache is not None and cache.holds(chunk_address(engine, spoken)):
                 cached_chunks += 1
                 cached_chars += len(spoken)
     billed = chars - cached_chars

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ttsbatch import keys
+from ttsbatch.billing import account_of
 from ttsbatch.errors import ObjectNotFoundError
 from ttsbatch.models import ChunkRecord, EngineSpec
 from ttsbatch.storage import Store
@@ -57,10 +58,8 @@ def chunk_address(engine: EngineSpec, text: str) -> str:
 
 
 def tenant_scope(tenant: str, *, shared: bool) -> str:
-    """Return the cache scope of an API tenant (a hash: keys never hold a tenant's name)."""
-    if shared:
-        return SHARED_SCOPE
-    return "t-" + hashlib.sha256(f"ttsbatch-cache\0{tenant}".encode()).hexdigest()[:24]
+    """Return the cache scope of an API tenant: its account (keys never hold a tenant's key)."""
+    return SHARED_SCOPE if shared else account_of(tenant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +96,10 @@ class ChunkCache:
             return None
         self._used(address)
         return record.model_copy(update={"index": index, "cached": True, "retries": 0}), pcm
+
+    def holds(self, address: str) -> bool:
+        """Whether an entry is complete at ``address`` (its record is there; not read)."""
+        return self.store.exists(self._key(address, "json"))
 
     def put(self, address: str, record: ChunkRecord, pcm: bytes | memoryview) -> None:
         """Keep a synthesised chunk: its audio, then its record (which completes the entry)."""

@@ -43,7 +43,4 @@ def read_cover(store: Store, job_id: str, plan: DocumentPlan) -> Cover | None:
     """Return the cover stored beside a document at planning, if it has one."""
     if not plan.cover:
         return None
-    media_type = "image/png" if plan.cover.endswith(".png") else "image/jpeg"
-    return Cover(
-        media_type=media_type, data=store.read(keys.output_key(job_id, plan.doc, plan.cover))
-    )
+    return Cover.sniff(store.read(keys.output_key(job_id, plan.doc, plan.cover)))

@@ -21,10 +21,9 @@ from scheduler.api.errors import InvalidRequestError
 from scheduler.api.options import job_options
 from scheduler.api.schemas import JobSpec
 from scheduler.api.sources import Upload, cover_of
-from scheduler.ingest.metadata import MAX_COVER_BYTES
 from ttsbatch.cli import client as cli_client
 from ttsbatch.client import ApiClient
-from ttsbatch.models import AudioFormat, Cover
+from ttsbatch.models import MAX_COVER_BYTES, AudioFormat, Cover
 
 from .conftest import AUTH_A, KEY_A
 
