@@ -13,7 +13,7 @@ from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from ttsbatch.models import EngineName, EngineSpec, Frozen
+from ttsbatch.models import EngineName, EngineSpec, Frozen, SpendLimit
 
 #: Celery task names; the scheduler sends by name (``send_task``), never by import.
 SYNTHESIZE_CHUNK: Final = "ttsbatch.synthesize_chunk"
@@ -58,6 +58,9 @@ class ChunkMessage(Frozen):
     cache_scope: str | None = Field(
         default=None,
         description="The chunk cache to look in and keep the chunk in (none: no cache).",
+    )
+    limit: SpendLimit | None = Field(
+        default=None, description="What the job may send (its manifest's), checked before sending."
     )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

@@ -372,6 +372,57 @@ class Estimate(Frozen):
     cost: float | None = Field(description="USD for the billed characters, if the price is known.")
 
 
+class SpendLimit(Frozen):
+    """What a running job may send, checked before every request to a provider.
+
+    A job is refused before it starts when its estimate is over a cap
+    (:mod:`scheduler.costing`); this is the guard while it runs, where retries
+    and a cache emptied meanwhile can take it further. Each attempt at a chunk
+    takes its characters from the allowance first, so a job at its cap stops
+    between requests: no chunk is half paid, what was made is kept.
+    """
+
+    max_chars: int | None = Field(
+        default=None, ge=0, description="Characters the job may send, retries counted."
+    )
+    account: str | None = Field(
+        default=None, description="The tenant's account whose month each attempt is added to."
+    )
+    monthly_cost_cap: float | None = Field(
+        default=None, gt=0, description="USD the account may spend in a month (the deployment's)."
+    )
+    price_per_million: float | None = Field(
+        default=None, description="USD per million characters, to add attempts to the month."
+    )
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        max_cost: float | None = None,
+        max_billed_chars: int | None = None,
+        price_per_million: float | None = None,
+        account: str | None = None,
+        monthly_cost_cap: float | None = None,
+    ) -> SpendLimit | None:
+        """The limit of a job's caps at its engine's price; ``None`` when nothing limits it.
+
+        A cost cap becomes characters at the price (an unpriced engine is not
+        limited by cost: the caps' check before the start refuses that case).
+        """
+        limits = [max_billed_chars] if max_billed_chars is not None else []
+        if max_cost is not None and price_per_million:
+            limits.append(int(max_cost * 1e6 / price_per_million))
+        limit = cls(
+            max_chars=min(limits) if limits else None,
+            account=account,
+            monthly_cost_cap=monthly_cost_cap or None,
+            price_per_million=price_per_million,
+        )
+        counts_month = account is not None and price_per_million is not None
+        return limit if limit.max_chars is not None or counts_month else None
+
+
 class DocumentPlan(Frozen):
     """A document inside a job: where its text is and how it was cut into chunks."""
 
@@ -414,6 +465,9 @@ class Manifest(Frozen):
     cache_scope: str | None = Field(
         default=None,
         description="Where the job's chunks are looked up and kept (ttsbatch.cache); None: no cache.",
+    )
+    limit: SpendLimit | None = Field(
+        default=None, description="What it may send while it runs (its caps, its tenant's month)."
     )
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
