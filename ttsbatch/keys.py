@@ -30,6 +30,8 @@ own keys are listed in :mod:`ttsbatch.state.names`::
     <ns>:webhook:<delivery id>            webhook deliveries enqueued (scheduler.webhooks)
     <ns>:planning:<job id>                a planner's claim on a job (scheduler.intake)
     <ns>:billing:<account>:<YYYY-MM>      what a tenant spent in a month (ttsbatch.billing)
+    <ns>:spend:<job id>                   characters a job sent, retries counted (ttsbatch.billing)
+    <ns>:cache-used                       when each store cache entry was last used (ttsbatch.cache)
     <ns>:redbeat:<…>                      the beat's schedule entries and lock (redbeat)
     <ns>:beat:<…>                         the beat's unacknowledged messages (kombu)
 """
@@ -78,6 +80,15 @@ class RedisKeys:
     def billing(self, account: str, month: str) -> str:
         """What an account spent in ``month`` (``YYYY-MM``)."""
         return f"{self.namespace}:billing:{account}:{month}"
+
+    def spend(self, job_id: str) -> str:
+        """Characters a job sent so far, retries counted (its cap's tally)."""
+        return f"{self.namespace}:spend:{job_id}"
+
+    @property
+    def cache_used(self) -> str:
+        """When each entry of the store's chunk cache was last used (a sorted set)."""
+        return f"{self.namespace}:cache-used"
 
     def planning(self, job_id: str) -> str:
         """A planner's claim on a job."""
