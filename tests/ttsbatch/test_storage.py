@@ -212,6 +212,40 @@ def test_open_read_streams_the_object_in_pieces(store: Store) -> None:
     assert b"".join(pieces) == data
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 10), (5, 6), (1000, 2_500_000), (2_999_990, 3_000_000), (7, 7), (2_999_999, 3_000_000)],
+)
+def test_a_range_reads_exactly_those_bytes(store: Store, start: int, end: int) -> None:
+    data = payload(3_000_000, seed=3)
+    store.write("out/book.wav", data)
+    assert store.read_range("out/book.wav", start, end) == data[start:end]
+    with store.open_range("out/book.wav", start, end) as stream:
+        pieces = []
+        while piece := stream.read(65536):
+            assert len(piece) <= 65536
+            pieces.append(piece)
+    assert b"".join(pieces) == data[start:end]
+
+
+def test_a_range_past_the_end_reads_what_is_there(store: Store) -> None:
+    store.write("out/book.wav", b"0123456789")
+    assert store.read_range("out/book.wav", 8, 20) == b"89"
+    assert store.read_range("out/book.wav", 10, 20) == b""
+    assert store.read_range("out/book.wav", 30, 40) == b""
+
+
+def test_a_range_of_a_missing_object_raises_object_not_found(store: Store) -> None:
+    with pytest.raises(ObjectNotFoundError, match="nothing/here"):
+        store.read_range("nothing/here", 0, 10)
+
+
+def test_a_reversed_range_is_refused(store: Store) -> None:
+    store.write("out/book.wav", b"0123456789")
+    with pytest.raises(StorageError, match="no range"):
+        store.read_range("out/book.wav", 5, 4)
+
+
 def test_list_yields_keys_under_a_prefix_in_lexicographic_order(store: Store) -> None:
     # SeaweedFS lists folder by folder ("d/a/b" before "d/a-b"): the store sorts.
     keys = ["d/a/b", "d/a-b", "d/a b", "d/a0", "d/a/c", "d/é", "d/z", "e/x", "top"]

@@ -70,6 +70,23 @@ class Store(Protocol):
         """Open ``key`` for streaming reads."""
         ...
 
+    def open_range(self, key: str, start: int, end: int) -> AbstractContextManager[BinaryIO]:
+        """Open bytes ``start`` to ``end`` (exclusive) of ``key`` for streaming reads.
+
+        Only those bytes are fetched (a local seek; an S3 ranged GET). A range
+        that runs past the object's end yields the bytes up to its end, and one
+        that starts there or beyond yields none: callers that know the size get
+        exactly what they ask for.
+
+        Raises:
+            StorageError: if ``key`` is missing, or the range is negative or reversed.
+        """
+        ...
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Return bytes ``start`` to ``end`` (exclusive) of ``key``, as :meth:`open_range` reads."""
+        ...
+
     def open_write(self, key: str) -> AbstractContextManager[Writer]:
         """Stream an object into ``key``; it appears only when the block exits cleanly."""
         ...
@@ -101,6 +118,12 @@ class Store(Protocol):
     def download(self, key: str, path: Path) -> None:
         """Copy the object at ``key`` to the local file ``path`` (atomically)."""
         ...
+
+
+def check_range(key: str, start: int, end: int) -> None:
+    """Raise if ``start``..``end`` is no byte range (negative, or reversed)."""
+    if start < 0 or end < start:
+        raise StorageError(f"{key}: bytes {start}..{end} are no range", key=key)
 
 
 def open_store(url: str) -> Store:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ttsbatch.errors import ObjectNotFoundError, StorageError
-from ttsbatch.storage import ObjectPart, Part, check_part_size
+from ttsbatch.storage import ObjectPart, Part, check_part_size, check_range
 from ttsbatch.storage.files import os_error, temp_beside, write_all
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 class LocalStore:
@@ -61,6 +65,23 @@ class LocalStore:
             raise os_error(f"{self.url}/{key}", exc, key) from exc
         with handle:
             yield handle
+
+    @contextlib.contextmanager
+    def open_range(self, key: str, start: int, end: int) -> Iterator[BinaryIO]:
+        """Open bytes ``start`` to ``end`` of ``key``: the file, seeked, read no further than ``end``."""
+        check_range(key, start, end)
+        try:
+            handle = self.path(key).open("rb")
+            handle.seek(start)
+        except OSError as exc:
+            raise os_error(f"{self.url}/{key}", exc, key) from exc
+        with handle, io.BufferedReader(_Bounded(handle, end - start)) as bounded:
+            yield cast("BinaryIO", bounded)
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Return bytes ``start`` to ``end`` of ``key``."""
+        with self.open_range(key, start, end) as handle:
+            return handle.read()
 
     @contextlib.contextmanager
     def open_write(self, key: str) -> Iterator[BinaryIO]:
@@ -156,6 +177,31 @@ class LocalStore:
         except FileExistsError:
             return False
         return True
+
+
+class _Bounded(io.RawIOBase):
+    """A file read from its position for at most ``left`` bytes (one range of it)."""
+
+    def __init__(self, handle: io.BufferedReader, left: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self._left = left
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")[: self._left]
+        if not view:
+            return 0
+        count = self._handle.readinto(view)
+        self._left -= count
+        return count
+
+    def readall(self) -> bytes:
+        data = self._handle.read(self._left)
+        self._left -= len(data)
+        return data
 
 
 def _copy_fd(source: int, out: int) -> int:

@@ -56,7 +56,7 @@ from ttsbatch.errors import (
     StoreAccessError,
     TransientStorageError,
 )
-from ttsbatch.storage import ObjectPart, Part, Writer, check_part_size
+from ttsbatch.storage import ObjectPart, Part, Writer, check_part_size, check_range
 from ttsbatch.storage.files import temp_beside
 from ttsbatch.storage.readahead import read_ahead
 
@@ -234,6 +234,42 @@ class S3Store:
             raise _translate(self, exc, key) from exc
         with io.BufferedReader(_BodyReader(self, key, response["Body"]), _COPY_CHUNK) as reader:
             yield reader
+
+    @contextlib.contextmanager
+    def open_range(self, key: str, start: int, end: int) -> Iterator[BinaryIO]:
+        """Stream bytes ``start`` to ``end`` of ``key``: one GET with ``Range: bytes=start-(end-1)``.
+
+        S3 answers a range that starts at or past the object's end with 416
+        InvalidRange ("Range" in the GetObject API reference,
+        https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html, and
+        RFC 9110 section 14.1.2): that is an empty read here, as on a local store.
+        """
+        check_range(key, start, end)
+        body = self._get_range(key, start, end) if start < end else None
+        if body is None:
+            yield io.BytesIO()
+            return
+        with io.BufferedReader(_BodyReader(self, key, body), _COPY_CHUNK) as reader:
+            yield reader
+
+    def _get_range(self, key: str, start: int, end: int) -> StreamingBody | None:
+        """Return the body of a ranged GET, or None if the range starts past the end."""
+        try:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "InvalidRange":
+                return None
+            raise _translate(self, exc, key) from exc
+        except BotoCoreError as exc:
+            raise _translate(self, exc, key) from exc
+        return response["Body"]
+
+    def read_range(self, key: str, start: int, end: int) -> bytes:
+        """Return bytes ``start`` to ``end`` of ``key`` (one ranged GET)."""
+        with self.open_range(key, start, end) as handle:
+            return handle.read()
 
     @contextlib.contextmanager
     def open_write(self, key: str) -> Iterator[Writer]:
