@@ -68,6 +68,7 @@ def chunk_messages(
                 text=text[chunk.char_start : chunk.char_end],
                 engine=manifest.options.engine,
                 cache_scope=manifest.cache_scope,
+                limit=manifest.limit,
             )
 
 

@@ -47,7 +47,7 @@ from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import InputError, TtsBatchError
 from ttsbatch.keys import RedisKeys
 from ttsbatch.manifests import find_manifest
-from ttsbatch.models import Cover, Document, JobStatus, Manifest
+from ttsbatch.models import Cover, Document, JobStatus, Manifest, SpendLimit
 from ttsbatch.redisclient import outage
 from ttsbatch.settings import Settings
 from ttsbatch.state import CANCELLED_BY_USER, JobState, mark_manifest
@@ -245,6 +245,20 @@ def _over_caps(
     return refusal
 
 
+def spend_limit(record: JobRecord, settings: Settings) -> SpendLimit | None:
+    """What the job of ``record`` may send while it runs: its caps, its tenant's month."""
+    if record.options is None:
+        return None
+    engine = record.options.engine
+    return SpendLimit.of(
+        max_cost=record.max_cost,
+        max_billed_chars=record.max_billed_chars,
+        price_per_million=settings.price_of(engine.engine, engine.model),
+        account=record.account,
+        monthly_cost_cap=settings.api.monthly_cost_cap,
+    )
+
+
 def fail_unplanned(store: Store, state: JobState, record: JobRecord, error: str) -> None:
     """Fail a job that cannot be planned: its record says why, and so does Redis.
 
@@ -340,6 +354,7 @@ def _plan(  # noqa: PLR0911 - each return is one case of a job's life
             job_id=job_id,
             cache_scope=record.cache_scope,
             account=record.account,
+            limit=spend_limit(record, settings or Settings()),
         )
     elif status is None and manifest.status in {JobStatus.FAILED, JobStatus.CANCELLED}:
         return None  # a stale message of a job that ended: only a retry restarts it

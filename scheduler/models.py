@@ -36,7 +36,24 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class JobSpec(Body):
+class Caps(Body):
+    """What a job may cost: checked against its estimate before it starts, and while it runs."""
+
+    max_cost: float | None = Field(
+        default=None,
+        ge=0,
+        description="USD: the job fails before anything is sent if its estimate is higher,"
+        " and stops between requests if it reaches the cap while it runs (retries count);"
+        " what it made is kept, and a retry with a higher cap finishes it.",
+    )
+    max_billed_chars: int | None = Field(
+        default=None,
+        ge=0,
+        description="Characters sent to the provider, retries counted: as max_cost.",
+    )
+
+
+class JobSpec(Caps):
     """How to speak: engine, voice and layout options, tags and a webhook."""
 
     name: Name | None = Field(default=None, description="Name of the job and of inline text.")
@@ -88,16 +105,6 @@ class JobSpec(Body):
         le=86_400,
         description="Speak only the first part of each document, about this much audio; the"
         " full job later takes those chunks from the cache.",
-    )
-    max_cost: float | None = Field(
-        default=None,
-        ge=0,
-        description="USD: the job fails before anything is sent if its estimate is higher.",
-    )
-    max_billed_chars: int | None = Field(
-        default=None,
-        ge=0,
-        description="Characters: the job fails before anything is sent if it would bill more.",
     )
     time_to_live_hours: float | None = Field(
         default=None,

@@ -21,7 +21,14 @@ from scheduler.dispatch import chunk_messages, dispatch_chunks, dispatch_finaliz
 from scheduler.splitting import split
 from ttsbatch import keys
 from ttsbatch.manifests import read_manifest, write_manifest
-from ttsbatch.models import Document, DocumentPlan, JobOptions, JobStatus, Manifest
+from ttsbatch.models import (
+    Document,
+    DocumentPlan,
+    JobOptions,
+    JobStatus,
+    Manifest,
+    SpendLimit,
+)
 from ttsbatch.state import JobSnapshot, JobState, mark_manifest
 from ttsbatch.storage import Store
 
@@ -64,11 +71,13 @@ def plan_job(
     job_id: str | None = None,
     cache_scope: str | None = None,
     account: str | None = None,
+    limit: SpendLimit | None = None,
 ) -> Manifest:
     """Split every document and return the job's manifest (status ``queued``).
 
     ``cache_scope`` names the chunk cache the job's chunks are looked up in and
     kept in (:mod:`ttsbatch.cache`); ``None``: every chunk is synthesised.
+    ``limit`` is what the job may send while it runs (its caps).
     """
     plans = tuple(
         DocumentPlan(
@@ -91,6 +100,7 @@ def plan_job(
         documents=plans,
         cache_scope=cache_scope,
         account=account,
+        limit=limit,
     )
 
 
@@ -121,13 +131,16 @@ def plan_into(
     job_id: str | None = None,
     cache_scope: str | None = None,
     account: str | None = None,
+    limit: SpendLimit | None = None,
 ) -> tuple[Manifest, dict[str, str], bool]:
     """Plan a job into the store; return the manifest in force, the texts by document id,
     and whether the plan is new (no manifest was stored for the job id before).
 
     A manifest already stored for the job id is kept (:func:`write_plan`).
     """
-    planned = plan_job(documents, options, job_id=job_id, cache_scope=cache_scope, account=account)
+    planned = plan_job(
+        documents, options, job_id=job_id, cache_scope=cache_scope, account=account, limit=limit
+    )
     manifest = write_plan(store, planned, documents)
     texts = {plan.doc: doc.text for plan, doc in zip(manifest.documents, documents, strict=True)}
     return manifest, texts, manifest is planned

@@ -1,11 +1,15 @@
-"""What each API tenant spent this month, for the deployment's monthly cap.
+"""What each API tenant spent this month, and what each job sent: the caps' tallies.
 
-A tenant is an account (a hash of its key: no key is written anywhere). A
-job's cost is added to its account's month when the job is stitched
-(``worker.finalize``); the beat reads it when it plans a job and refuses one
-that would take the month past ``TTSBATCH_API_MONTHLY_COST_CAP``. The tally is
-in Redis, one hash per account and month (``<ns>:billing:<account>:<YYYY-MM>``,
-kept 40 days); a Redis that lost its data starts the month's tally again.
+A tenant is an account (a hash of its key: no key is written anywhere). Each
+request a worker sends to a priced provider is added to its account's month
+before it is sent (:meth:`Billing.take`: retries count, cached chunks cost
+nothing), together with the job's own tally of characters; the request is not
+sent if either would pass its cap (the job's ``max_cost``/``max_billed_chars``,
+``TTSBATCH_API_MONTHLY_COST_CAP``), and the job stops there. The beat reads the
+month when it plans a job and refuses one that would take it past the cap.
+The tallies are in Redis (``<ns>:billing:<account>:<YYYY-MM>``, a hash, and
+``<ns>:spend:<job id>``, kept 40 days); a Redis that lost its data starts them
+again.
 """
 
 from __future__ import annotations
@@ -13,11 +17,17 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
 from typing import Final
 
 import redis
+from redis.commands.core import Script
 
+from ttsbatch.errors import BudgetError
 from ttsbatch.keys import RedisKeys
+from ttsbatch.models import SpendLimit
+from ttsbatch.usage import stopped_at_cap
 
 #: Seconds a month's tally is kept after its last change.
 KEEP_SECONDS: Final = 40 * 86400
@@ -33,7 +43,7 @@ def month_of(now: float | None = None) -> str:
     return time.strftime("%Y-%m", time.gmtime(now))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Billing:
     """The monthly tallies in Redis."""
 
@@ -52,3 +62,39 @@ class Billing:
         """What ``account`` spent this month (USD)."""
         value = self.client.hget(self.names.billing(account, month_of(now)), "cost")
         return float(value) if value else 0.0
+
+    def take(self, job_id: str, limit: SpendLimit, chars: int, *, now: float | None = None) -> None:
+        """Take a request of ``chars`` characters from job ``job_id``'s caps, or refuse it.
+
+        Raises:
+            BudgetError: it would pass the job's cap or its account's month;
+                nothing was taken (the request must not be sent).
+        """
+        price = limit.price_per_million or 0.0
+        cost = chars * price / 1e6 if limit.account else 0.0
+        month = self.names.billing(limit.account or "-", month_of(now))
+        code, value = self._take(
+            keys=[self.names.spend(job_id), month],
+            args=[
+                chars,
+                -1 if limit.max_chars is None else limit.max_chars,
+                cost,
+                -1 if limit.monthly_cost_cap is None or not cost else limit.monthly_cost_cap,
+                KEEP_SECONDS,
+            ],
+        )
+        if code == 0:
+            raise stopped_at_cap(chars, int(value), limit.max_chars or 0)
+        if code == -1:
+            raise BudgetError(
+                f"stopped at its tenant's monthly cap: ${float(value):.4f} of"
+                f" ${limit.monthly_cost_cap:.4f} is spent this month and the next chunk costs"
+                f" ${cost:.4f}; nothing was half paid and what it made is kept: retry it once"
+                " the cap is raised or next month"
+            )
+
+    @cached_property
+    def _take(self) -> Script:
+        """The script that takes a request from both tallies at once (``billing_take.lua``)."""
+        text = resources.files(__package__).joinpath("billing_take.lua").read_text()
+        return self.client.register_script(text)

@@ -7,8 +7,11 @@ took), so a resumed job counts the chunks of its earlier runs too.
 
 from __future__ import annotations
 
+import multiprocessing
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from ttsbatch.errors import BudgetError
 from ttsbatch.models import ChunkRecord, EngineSpec, Usage
 
 
@@ -55,3 +58,42 @@ class UsageCounter:
             if price_per_million is None
             else round((self.chars_sent + self.chars_retried) * price_per_million / 1e6, 6),
         )
+
+
+#: Takes a request's characters from a job's allowance before it is sent;
+#: raises :class:`~ttsbatch.errors.BudgetError` when they would pass its cap.
+Spend = Callable[[int], None]
+
+
+def stopped_at_cap(chars: int, spent: int, limit: int) -> BudgetError:
+    """The error of a job stopped at its cap, before a request of ``chars`` characters."""
+    return BudgetError(
+        f"stopped at its cap: {spent:,} of its {limit:,} characters are spent and the next"
+        f" chunk has {chars:,}; nothing was half paid and what it made is kept: raise the"
+        " cap (--max-cost / --max-billed-chars, or the job's max_cost) and run it again"
+    )
+
+
+class Allowance:
+    """A local job's characters to send, shared by the threads or processes that send them.
+
+    The count is a ``multiprocessing`` value, so espeak's pool processes (spawned,
+    given it at start) and a provider's threads take from the same allowance.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self._spent = multiprocessing.get_context("spawn").Value("q", 0)
+
+    @property
+    def spent(self) -> int:
+        """Characters taken so far."""
+        return int(self._spent.value)
+
+    def __call__(self, chars: int) -> None:
+        """Take ``chars``, or raise :class:`BudgetError` if they would pass the cap."""
+        with self._spent.get_lock():
+            spent = int(self._spent.value)
+            if spent + chars > self.max_chars:
+                raise stopped_at_cap(chars, spent, self.max_chars)
+            self._spent.value = spent + chars

@@ -13,6 +13,7 @@ from ttsbatch.cache import ChunkCache, chunk_address
 from ttsbatch.errors import RetryableEngineError
 from ttsbatch.models import ChunkRecord, EngineSpec
 from ttsbatch.storage import Store
+from ttsbatch.usage import Spend
 from worker.engines import Engine, StopCheck
 
 #: Less audio than this per spoken character is a failed or truncated answer,
@@ -42,12 +43,14 @@ def synthesize_chunk(
     retries: int = 0,
     cache: ChunkCache | None = None,
     engine_spec: EngineSpec | None = None,
+    spend: Spend | None = None,
 ) -> tuple[ChunkRecord, bool]:
     """Make sure chunk ``index`` of ``doc`` is in the store.
 
     ``retries`` (the failed attempts before this one) is recorded for billing.
     A chunk found in ``cache`` (by ``engine_spec`` and ``text``) is copied from
-    it instead of synthesised; one synthesised is kept there.
+    it instead of synthesised; one synthesised is kept there. ``spend`` takes
+    the chunk's characters from the job's allowance before it is sent.
 
     Returns:
         The chunk's record, and whether this call synthesised it (False when
@@ -57,6 +60,7 @@ def synthesize_chunk(
         ttsbatch.errors.EngineError: as classified by the engine; an implausibly
             short result is a :class:`RetryableEngineError`.
         ttsbatch.errors.StorageError: if the store fails.
+        ttsbatch.errors.BudgetError: sending it would pass the job's cap; nothing was sent.
     """
     existing = load_record(store, job_id, doc, index)
     if existing is not None:
@@ -67,7 +71,7 @@ def synthesize_chunk(
         record, pcm = found
     else:
         record, pcm = synthesize_record(
-            engine, index=index, text=text, should_stop=should_stop, retries=retries
+            engine, index=index, text=text, should_stop=should_stop, retries=retries, spend=spend
         )
     store.write(keys.chunk_pcm_key(job_id, doc, index), pcm)
     store.write(
@@ -85,13 +89,21 @@ def synthesize_record(
     text: str,
     should_stop: StopCheck | None = None,
     retries: int = 0,
+    spend: Spend | None = None,
 ) -> tuple[ChunkRecord, bytes]:
     """Synthesise chunk ``index`` and return its record and PCM, storing nothing.
+
+    Every attempt at a chunk on either executor comes through here, so this is
+    where ``spend`` takes its characters from the job's allowance, before the
+    request: a job at its cap stops between requests, never inside one.
 
     Raises:
         ttsbatch.errors.EngineError: as classified by the engine; an implausibly
             short result is a :class:`RetryableEngineError`.
+        ttsbatch.errors.BudgetError: sending it would pass the job's cap; nothing was sent.
     """
+    if spend is not None:
+        spend(len(text))
     result = engine.synthesize(text, should_stop=should_stop)
     check_plausible(result.samples, result.sample_rate, text, engine=engine.name, index=index)
     record = ChunkRecord(

@@ -13,10 +13,12 @@ from scheduler.api.errors import ConflictError, NotFoundError
 from scheduler.api.registry import JobEntry
 from scheduler.api.reservations import reserve_retry
 from scheduler.api.services import Services
+from scheduler.intake import spend_limit
+from scheduler.models import Caps
 from scheduler.planning import start_job
 from scheduler.records import read_job_record, write_job_record
 from ttsbatch import keys
-from ttsbatch.manifests import find_manifest
+from ttsbatch.manifests import find_manifest, write_manifest
 from ttsbatch.models import JobStatus
 from ttsbatch.state import CANCELLED_BY_USER, TERMINAL, mark_manifest
 
@@ -53,13 +55,19 @@ def cancel(services: Services, entry: JobEntry, *, purge: bool) -> None:
         services.registry.forget_job(entry)
 
 
-def retry(services: Services, entry: JobEntry) -> None:
+def retry(services: Services, entry: JobEntry, caps: Caps | None = None) -> None:
     """Re-run only what is missing or failed of a failed or cancelled job.
+
+    ``caps`` replace the job's; either way the job's limit is made again
+    from its caps and the deployment's monthly cap as they are now, so a job
+    stopped at a cap goes on once the cap is raised.
 
     Raises:
         ConflictError: the job is still running, or succeeded.
         NoWorkerError: no live worker serves the job's engine.
     """
+    if caps is not None:
+        _set_caps(services, entry.job_id, caps)
     manifest = find_manifest(services.store, entry.job_id)
     if manifest is None:
         _retry_unplanned(services, entry)
@@ -76,7 +84,22 @@ def retry(services: Services, entry: JobEntry) -> None:
     reserve_retry(services, entry.tenant, entry.job_id)
     if entry.webhook_url:
         services.registry.add_job(entry)
+    record = read_job_record(services.store, entry.job_id)
+    if record is not None:
+        limit = spend_limit(record, services.settings)
+        if limit != manifest.limit:
+            manifest = manifest.model_copy(update={"limit": limit})
+            write_manifest(services.store, manifest)
     start_job(services.store, services.state, services.producer, manifest)
+
+
+def _set_caps(services: Services, job_id: str, caps: Caps) -> None:
+    """Give the job ``caps`` in its record (what its limit is made from)."""
+    record = read_job_record(services.store, job_id)
+    if record is None:
+        raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+    update = {"max_cost": caps.max_cost, "max_billed_chars": caps.max_billed_chars}
+    write_job_record(services.store, record.model_copy(update=update))
 
 
 def _retry_unplanned(services: Services, entry: JobEntry) -> None:

@@ -13,7 +13,9 @@ A chunk message, in order:
 5. counted in Redis (which ends its lease); the message that completes the set
    enqueues ``finalize``.
 
-Failures: a fatal provider error (401/402) fails the whole job at once; other
+Failures: a fatal provider error (401/402) fails the whole job at once, and so
+does a chunk its job cannot afford (its caps, its tenant's month: it is not
+sent, and a retry after the cap is raised makes only what is missing); other
 errors retry with :class:`~worker.retrying.RetryPolicy`'s countdown (the
 server's suggested delay first) until the policy gives up, which fails the
 chunk and, past the job's failure budget, the job. A job whose chunks retry
@@ -29,11 +31,13 @@ import time
 import uuid
 from collections.abc import Callable
 
+from ttsbatch.billing import Billing
 from ttsbatch.cache import ChunkCache
-from ttsbatch.errors import FatalEngineError, RetryableEngineError, TtsBatchError
+from ttsbatch.errors import BudgetError, FatalEngineError, RetryableEngineError, TtsBatchError
 from ttsbatch.messages import ChunkMessage, FinalizeMessage, encode
 from ttsbatch.models import JobStatus
 from ttsbatch.state import Take, mark_manifest
+from ttsbatch.usage import Spend
 from worker.limits import ProviderBusyError
 from worker.synthesis import synthesize_chunk
 from worker.tasks.context import WorkerContext
@@ -115,6 +119,7 @@ def _attempt(
             retries=message.attempt,
             cache=ChunkCache(ctx.store, message.cache_scope) if message.cache_scope else None,
             engine_spec=message.engine,
+            spend=_spender(ctx, message),
         )
     except TtsBatchError as exc:
         if not isinstance(exc, FatalEngineError) and ctx.keeper.lost(lease):
@@ -133,6 +138,15 @@ def _attempt(
         # message is the same claimant, so it is told "last" again.
         ctx.send_finalize(FinalizeMessage(job_id=job_id))
     return Done(synthesized)
+
+
+def _spender(ctx: WorkerContext, message: ChunkMessage) -> Spend | None:
+    """What takes the chunk's characters from its job's caps (and its tenant's month)."""
+    limit = message.limit
+    if limit is None:
+        return None
+    billing = Billing(ctx.state.client)
+    return lambda chars: billing.take(message.job_id, limit, chars)
 
 
 def _let_go(ctx: WorkerContext, lease: HeldLease | None, outcome: Outcome, task_id: str) -> Outcome:
@@ -159,7 +173,7 @@ def _chunk_failure(  # noqa: PLR0911 - one early return per outcome reads cleare
     ctx: WorkerContext, message: ChunkMessage, exc: TtsBatchError, *, timed_out: bool
 ) -> Outcome:
     job_id, chunk = message.job_id, message.chunk_id
-    if isinstance(exc, FatalEngineError):
+    if isinstance(exc, FatalEngineError | BudgetError):
         reason = f"{chunk}: {exc}"
         ctx.state.fail_chunk(job_id, chunk, str(exc))
         ctx.fail_job(job_id, reason)

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import redis
 
-from ttsbatch.billing import Billing
 from ttsbatch.errors import BrokerError, JobError, StorageError
 from ttsbatch.manifests import read_manifest
 from ttsbatch.messages import FinalizeMessage, encode
@@ -64,9 +63,7 @@ def process_finalize(ctx: WorkerContext, message: FinalizeMessage) -> Outcome:  
             price = ctx.settings.price_of(
                 manifest.options.engine.engine, manifest.options.engine.model
             )
-            done = finalize_job(ctx.store, manifest, keep_chunks=keep, price_per_million=price)
-        if done.account and done.usage is not None and done.usage.cost:
-            Billing(ctx.state.client).add(done.account, done.usage.cost)
+            finalize_job(ctx.store, manifest, keep_chunks=keep, price_per_million=price)
     except JobError as exc:
         reason = f"{exc}: run `ttsbatch resume {job_id}`"
         ctx.fail_job(job_id, reason)

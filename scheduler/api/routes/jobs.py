@@ -30,6 +30,7 @@ from scheduler.api.schemas import Job, JobList, JobRequest, JobResult, JobSpec
 from scheduler.api.services import Services
 from scheduler.api.sources import Upload, cover_of, file_input
 from scheduler.intake import Given
+from scheduler.models import Caps
 from ttsbatch.errors import StorageError
 from ttsbatch.keys import job_prefix
 from ttsbatch.models import Estimate, JobStatus
@@ -188,10 +189,15 @@ def delete_job(
     summary="Retry a failed or cancelled job",
     responses={**NOT_FOUND, **CONFLICT, 429: SUBMIT[429], 503: SUBMIT[503]},
 )
-def retry_job(job_id: str, services: ServicesDep, tenant: TenantDep) -> Job:
-    """Re-run only the chunks that are missing or failed, then stitch."""
+def retry_job(
+    job_id: str, services: ServicesDep, tenant: TenantDep, caps: Caps | None = None
+) -> Job:
+    """Re-run only the chunks that are missing or failed, then stitch.
+
+    A body with caps replaces the job's (a job stopped at its cap goes on with a higher one).
+    """
     entry = views.owned(services, tenant, job_id)
-    control.retry(services, entry)
+    control.retry(services, entry, caps)
     return views.show_job(services, entry)
 
 
