@@ -73,13 +73,21 @@ def chapter_spans(
 ) -> list[tuple[int, int]]:
     """Each chapter's first and after-last sample: from its first chunk to the next chapter."""
     total = total_samples(placements)
-    chunk_ends = [chunk.char_end for chunk in chunks]
-    starts: list[int] = []
-    for chapter in chapters:
-        # The first chunk that ends after the chapter's start holds its heading.
-        i = bisect.bisect_right(chunk_ends, chapter.char_start)
-        starts.append(placements[i].start if i < len(placements) else total)
+    starts = [
+        placements[i].start if i < len(placements) else total
+        for i in first_chunks(chapters, chunks)
+    ]
     return list(zip(starts, [*starts[1:], total], strict=False))
+
+
+def first_chunks(chapters: Sequence[Chapter], chunks: Sequence[ChunkSpan]) -> list[int]:
+    """Each chapter's first chunk, as a position in ``chunks`` (``len(chunks)`` if none).
+
+    The first chunk that ends after the chapter's start holds its heading; a
+    chapter runs from there to the next chapter's first chunk.
+    """
+    chunk_ends = [chunk.char_end for chunk in chunks]
+    return [bisect.bisect_right(chunk_ends, chapter.char_start) for chapter in chapters]
 
 
 def timed_chapters(
