@@ -103,6 +103,11 @@ class Document(Frozen):
     chapters: tuple[Chapter, ...] = ()
     info: BookInfo = BookInfo()
     cover: Cover | None = None
+    epub: bytes | None = Field(
+        default=None,
+        repr=False,
+        description="The input EPUB's bytes, kept for a read-along book (its own XHTML).",
+    )
 
 
 class BreakKind(StrEnum):
@@ -237,6 +242,8 @@ LOUDNESS_PRESETS: Final = {
     "ebu": (-23.0, -1.0),
 }
 LoudnessPreset = Literal["audiobook", "podcast", "ebu", "off"]
+#: What a read-along book highlights as it is read: each sentence, or each word.
+ReadAlongUnit = Literal["sentence", "word"]
 
 
 class JobOptions(Frozen):
@@ -256,6 +263,12 @@ class JobOptions(Frozen):
     info: BookInfo = Field(default=BookInfo(), description="Tags over those of the source.")
     cover_sha256: str | None = Field(
         default=None, description="SHA-256 of the cover the user gave (over the source's)."
+    )
+    read_along: bool = Field(
+        default=False, description="Also write an EPUB 3 whose text highlights as it is read."
+    )
+    read_along_unit: ReadAlongUnit = Field(
+        default="sentence", description="What the read-along book highlights: sentence or word."
     )
 
     def loudness_target(self) -> tuple[float, float] | None:
