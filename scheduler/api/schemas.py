@@ -6,7 +6,7 @@ re-exported here with the bodies that only the API has.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,8 +15,12 @@ from ttsbatch.models import AudioReport, JobOptions, JobStatus, Usage
 
 # JobSpec, Run and Schedule are the domain's; the routes and OpenAPI take them from here too.
 __all__ = [
+    "ChapterRef",
+    "ChapterView",
     "ChunkError",
     "DocumentIn",
+    "DocumentList",
+    "DocumentView",
     "Health",
     "Job",
     "JobList",
@@ -202,6 +206,94 @@ class JobResult(BaseModel):
     id: str
     expires_in: int | None = Field(description="Seconds the URLs stay valid (null: API URLs).")
     files: list[ResultFile]
+
+
+class ChapterRef(BaseModel):
+    """A chapter in a document's list: whether it can be played yet, and where it is."""
+
+    index: int
+    title: str
+    ready: bool = Field(description="Every chunk of the chapter is stored: it can be played.")
+    url: str = Field(description="The chapter's resource (text, words, audio).")
+
+
+class DocumentView(BaseModel):
+    """A document of a job as a player shows it."""
+
+    name: str = Field(description="The document's name in output keys and file names.")
+    title: str | None
+    status: Literal["pending", "running", "succeeded", "failed"]
+    duration: float | None = Field(description="Seconds of the finished audio; null until then.")
+    audio: str | None = Field(description="The finished audio (same origin); null until stitched.")
+    chapters: list[ChapterRef] = Field(
+        description="In order; a document without chapters is one, titled by the document."
+    )
+
+
+class DocumentList(BaseModel):
+    """A job's documents, in order (none until the job is planned)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "documents": [
+                        {
+                            "name": "book",
+                            "title": "Moby-Dick",
+                            "status": "running",
+                            "duration": None,
+                            "audio": None,
+                            "chapters": [
+                                {
+                                    "index": 0,
+                                    "title": "Loomings",
+                                    "ready": True,
+                                    "url": "/v1/jobs/3f9c/documents/book/chapters/0",
+                                }
+                            ],
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    documents: list[DocumentView]
+
+
+class ChapterView(BaseModel):
+    """A chapter's text and word times on the audio it plays in."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "index": 0,
+                    "title": "Loomings",
+                    "final": False,
+                    "audio": "/v1/jobs/3f9c/documents/book/chapters/0/audio",
+                    "start": 0.0,
+                    "end": 3.52,
+                    "text": "Call me Ishmael.",
+                    "words": [[0.0, 0.31, 0, 4], [0.31, 0.52, 5, 7], [0.52, 1.2, 8, 15]],
+                }
+            ]
+        }
+    )
+
+    index: int
+    title: str
+    final: bool = Field(
+        description="The document is finished: `audio` is its finished audio, times absolute on it."
+    )
+    audio: str = Field(description="What to play: the finished audio, or the chapter's preview.")
+    start: float = Field(description="Where the chapter starts in `audio` (s).")
+    end: float = Field(description="Where it ends in `audio` (s).")
+    text: str = Field(description="The chapter's text as spoken.")
+    words: list[tuple[float, float, int, int]] = Field(
+        description="[start, end, char_start, char_end]: seconds on `audio`, offsets in `text`."
+    )
 
 
 class Problem(BaseModel):
