@@ -193,6 +193,16 @@ def test_state_is_rebuilt_from_the_store_alone(state: JobState, local_store: Sto
     assert state.done_chunks("job1") == {"book/000000", "book/000003"}
 
 
+def test_stored_tells_which_chunks_are_counted_in_one_call(state: JobState) -> None:
+    state.init(manifest_of(3), {"book/000001": 1.0})
+    assert state.stored("job1", ["book/000000", "book/000001", "book/000002"]) == [
+        False,
+        True,
+        False,
+    ]
+    assert state.stored("job1", []) == []
+
+
 def test_a_job_whose_chunks_are_all_stored_is_claimed_for_finalize_once(state: JobState) -> None:
     state.init(manifest_of(1), {"book/000000": 1.0})
     assert state.claim_finalize("job1", "resume-1").last

@@ -14,7 +14,7 @@ it, claiming a stalled job's rescue. Chunk leases live in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, cast
 
 import redis
@@ -296,6 +296,13 @@ class JobState:
     def done_chunks(self, job_id: str) -> set[str]:
         """Return the ids of the chunks counted as stored."""
         return set(cast("Iterable[str]", self.client.smembers(self._key(job_id, "done"))))
+
+    def stored(self, job_id: str, chunks: Sequence[str]) -> list[bool]:
+        """Return whether each of ``chunks`` is counted as stored (one ``SMISMEMBER``)."""
+        if not chunks:
+            return []
+        found = self.client.smismember(self._key(job_id, "done"), list(chunks))
+        return [bool(flag) for flag in cast("list[int]", found)]
 
     # -- stalled jobs --------------------------------------------------------
 
