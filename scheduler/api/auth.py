@@ -13,6 +13,10 @@ from pathlib import Path
 from ttsbatch.errors import ConfigError
 from ttsbatch.settings import ApiSettings
 
+#: The web page's session cookie: it holds the API key for the browser's session (HttpOnly,
+#: SameSite=Strict; set by ``POST /ui/session``, read by :func:`scheduler.api.deps.get_tenant`).
+SESSION_COOKIE = "ttsbatch_session"
+
 
 def tenant_of(key: str) -> str:
     """Return the tenant id of an API key."""
