@@ -50,14 +50,6 @@ class Billing:
     client: redis.Redis
     names: RedisKeys = field(default_factory=RedisKeys)
 
-    def add(self, account: str, cost: float, *, now: float | None = None) -> None:
-        """Add ``cost`` (USD) to ``account``'s month."""
-        key = self.names.billing(account, month_of(now))
-        with self.client.pipeline() as pipe:
-            pipe.hincrbyfloat(key, "cost", cost)
-            pipe.expire(key, KEEP_SECONDS)
-            pipe.execute()
-
     def spent(self, account: str, *, now: float | None = None) -> float:
         """What ``account`` spent this month (USD)."""
         value = self.client.hget(self.names.billing(account, month_of(now)), "cost")

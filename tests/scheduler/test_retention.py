@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from scheduler import retention
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.billing import Billing, account_of
+from ttsbatch.errors import BudgetError
 from ttsbatch.manifests import read_manifest
-from ttsbatch.models import JobOptions, JobStatus, Manifest
+from ttsbatch.models import JobOptions, JobStatus, Manifest, SpendLimit
 from ttsbatch.state import JobState, mark_manifest
 from ttsbatch.storage.local import LocalStore
 
@@ -64,8 +67,12 @@ def test_a_tenants_month_is_tallied_and_the_cap_is_per_month(redis_db_url: str) 
     account = account_of("key-a")
     assert account != account_of("key-b") and "key-a" not in account
     june = time.mktime((2026, 6, 15, 12, 0, 0, 0, 0, 0))
-    billing.add(account, 1.25, now=june)
-    billing.add(account, 0.5, now=june)
-    assert billing.spent(account, now=june) == 1.75
-    assert billing.spent(account, now=june + 31 * 86400) == 0.0  # July starts from nothing
+    limit = SpendLimit(account=account, monthly_cost_cap=2.0, price_per_million=1e6)
+    billing.take("job-1", limit, 1, now=june)  # $1 a character
+    billing.take("job-2", limit, 1, now=june)
+    assert billing.spent(account, now=june) == 2.0
+    with pytest.raises(BudgetError, match="monthly cap"):
+        billing.take("job-2", limit, 1, now=june)
+    billing.take("job-2", limit, 1, now=june + 31 * 86400)
+    assert billing.spent(account, now=june + 31 * 86400) == 1.0  # July starts from nothing
     assert billing.spent(account_of("key-b"), now=june) == 0.0

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
+from ttsbatch.dev.fakeprovider.config import Fault
 from ttsbatch.dev.fakeprovider.server import RunningProvider
 
 BIN = Path(sys.executable).parent / "ttsbatch"
@@ -132,3 +133,34 @@ def test_a_preview_speaks_the_beginning_and_the_full_run_takes_it_from_the_cache
     )
     total = number(r"billed: ([\d,]+) characters", fresh.stdout)
     assert number(r"billed: ([\d,]+) characters sent", full.stdout) == total - cached
+
+
+def test_a_run_that_reaches_its_cap_stops_between_requests_and_goes_on_when_it_is_raised(
+    book: Path, tmp_path: Path
+) -> None:
+    """Retries take a run past its estimate: it stops before the request that would pass the
+    cap, keeps what it made, and a rerun with a higher cap sends only what is missing."""
+    out = str(tmp_path / "out")
+    faulty = FakeProviderConfig(
+        api_key=KEY, fault_rate=0.5, seed=4, faults=(Fault.RATE_LIMIT_MS,), retry_delay=0.01
+    )
+    with run_in_thread(faulty) as provider:
+        dry = ttsbatch(provider, "synth", str(book), "-o", out, "--dry-run")
+        estimate = number(r"billed: ([\d,]+) characters", dry.stdout)
+        stopped = ttsbatch(
+            provider, "synth", str(book), "-o", out, "--max-billed-chars", str(estimate), "-j", "1"
+        )
+        port = int(provider.base_url.rsplit(":", 1)[1])
+        first = provider.state.log()
+    assert stopped.returncode != 0
+    assert "stopped at its cap" in stopped.stderr and "what it made is kept" in stopped.stderr
+    assert not (tmp_path / "out" / "book.wav").exists()
+    made = {entry["text_sha256"] for entry in first if entry["status"] == 200}
+    assert made and len(made) < estimate // 90  # it stopped before the end
+
+    with run_in_thread(FakeProviderConfig(api_key=KEY), port=port) as provider:
+        done = ttsbatch(provider, "synth", str(book), "-o", out, "--max-billed-chars", "100000")
+        second = provider.state.log()
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "book.wav").exists()
+    assert not made & {entry["text_sha256"] for entry in second}  # nothing made is paid again

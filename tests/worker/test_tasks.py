@@ -12,14 +12,24 @@ import pytest
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
+from ttsbatch.billing import Billing
 from ttsbatch.errors import (
     AuthenticationError,
     PermanentEngineError,
     RateLimitedError,
     RetryableEngineError,
 )
+from ttsbatch.keys import RedisKeys
 from ttsbatch.messages import ChunkMessage, FinalizeMessage
-from ttsbatch.models import Chapter, EngineSpec, JobOptions, JobStatus, Manifest, TimingSource
+from ttsbatch.models import (
+    Chapter,
+    EngineSpec,
+    JobOptions,
+    JobStatus,
+    Manifest,
+    SpendLimit,
+    TimingSource,
+)
 from ttsbatch.settings import Settings, WorkerSettings
 from ttsbatch.state import JobState, Take
 from ttsbatch.storage import Store
@@ -303,3 +313,47 @@ def test_the_lease_keeper_renews_from_a_thread_while_a_chunk_is_synthesised(
             time.sleep(0.02)
         assert not keeper.lost(held)
     keeper.stop()
+
+
+def test_a_job_at_its_cap_stops_before_the_request_and_a_retry_with_more_goes_on(
+    harness: Harness,
+) -> None:
+    """Each attempt takes its characters before it is sent; retries count against the cap."""
+    first, second, *rest = harness.messages
+    cap = len(first.text) * 2 + len(second.text) - 1  # room for the first chunk twice, no more
+    capped = [m.model_copy(update={"limit": SpendLimit(max_chars=cap)}) for m in harness.messages]
+    harness.engine.errors.append(RetryableEngineError("cut stream"))
+    assert isinstance(process_chunk(harness.ctx, capped[0], "t0"), Retry)
+    assert process_chunk(harness.ctx, capped[0].model_copy(update={"attempt": 1}), "t0") == Done(
+        True
+    )
+    outcome = process_chunk(harness.ctx, capped[1], "t1")
+    assert isinstance(outcome, Failed) and "stopped at its cap" in outcome.reason
+    assert harness.engine.calls == [first.text, first.text]  # the second chunk was not sent
+    assert harness.stored_manifest().status is JobStatus.FAILED
+    assert harness.store.exists(keys.chunk_pcm_key(first.job_id, first.doc, first.index))
+    # The cap raised (a retry remakes the messages from the manifest's new limit): it goes on.
+    harness.state.init(harness.manifest)
+    raised = SpendLimit(max_chars=cap + sum(len(m.text) for m in [second, *rest]))
+    for n, message in enumerate([second, *rest], start=1):
+        outcome = process_chunk(harness.ctx, message.model_copy(update={"limit": raised}), f"r{n}")
+        assert outcome == Done(True)
+    assert harness.engine.calls[2:] == [m.text for m in [second, *rest]]
+
+
+def test_a_tenants_month_is_counted_per_request_and_stops_a_job_at_its_cap(
+    harness: Harness,
+) -> None:
+    account = "a-test"
+    price = 1e6  # $1 a character: the arithmetic is the test's
+    first, second = harness.messages[:2]
+    limit = SpendLimit(
+        account=account, monthly_cost_cap=len(first.text) + 0.5, price_per_million=price
+    )
+    assert process_chunk(harness.ctx, first.model_copy(update={"limit": limit}), "t0") == Done(True)
+    billing = Billing(harness.state.client, RedisKeys(harness.state.namespace))
+    assert billing.spent(account) == pytest.approx(len(first.text))
+    outcome = process_chunk(harness.ctx, second.model_copy(update={"limit": limit}), "t1")
+    assert isinstance(outcome, Failed) and "monthly cap" in outcome.reason
+    assert billing.spent(account) == pytest.approx(len(first.text))  # nothing taken for it
+    assert harness.engine.calls == [first.text]

@@ -10,9 +10,10 @@ import click
 
 from ttsbatch.cache import LocalChunkCache
 from ttsbatch.errors import BudgetError
-from ttsbatch.models import Document, Estimate, JobOptions, Usage
+from ttsbatch.models import Document, Estimate, JobOptions, SpendLimit, Usage
 from ttsbatch.settings import Settings
 from ttsbatch.storage.local import LocalStore
+from ttsbatch.usage import Allowance
 
 
 def cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,6 +82,23 @@ class Caps:
 
     max_cost: float | None = None
     max_billed_chars: int | None = None
+
+    def limit(self, options: JobOptions, settings: Settings) -> SpendLimit | None:
+        """The caps as characters at the job's price (``None``: no cap).
+
+        Before the run, the caps are held against its estimate; while it runs,
+        against what it sends (retries count, chunks from the cache do not).
+        """
+        engine = options.engine
+        price = settings.price_of(engine.engine, engine.model)
+        return SpendLimit.of(
+            max_cost=self.max_cost, max_billed_chars=self.max_billed_chars, price_per_million=price
+        )
+
+    def allowance(self, options: JobOptions, settings: Settings) -> Allowance | None:
+        """What a local run under these caps may send while it runs (``None``: no cap)."""
+        limit = self.limit(options, settings)
+        return None if limit is None or limit.max_chars is None else Allowance(limit.max_chars)
 
 
 def check_costs(

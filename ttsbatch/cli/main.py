@@ -18,7 +18,7 @@ import click
 from ttsbatch.cli.client import AudioChoice, audio_options
 from ttsbatch.cli.costs import cost_options
 from ttsbatch.errors import ConfigError, TtsBatchError
-from ttsbatch.models import Document, EngineSpec, JobOptions, Manifest, Pauses
+from ttsbatch.models import Document, EngineSpec, JobOptions, Manifest, Pauses, SpendLimit
 from ttsbatch.settings import ENGINES, Settings
 
 if TYPE_CHECKING:  # imported where used, so that `ttsbatch --help` stays fast
@@ -209,7 +209,13 @@ def synth(
     try:
         if distributed:
             store, manifest = _on_cluster(
-                documents, options, settings, progress, keep_chunks=keep_chunks, cache=not no_cache
+                documents,
+                options,
+                settings,
+                progress,
+                keep_chunks=keep_chunks,
+                cache=not no_cache,
+                limit=caps.limit(options, settings),
             )
         else:
             store = LocalStore(outdir / ".ttsbatch")
@@ -222,6 +228,7 @@ def synth(
                 progress=progress,
                 keep_chunks=keep_chunks,
                 cache=cache,
+                spend=caps.allowance(options, settings),
             )
     finally:
         progress.close()
@@ -249,6 +256,7 @@ def _on_cluster(
     *,
     keep_chunks: bool,
     cache: bool,
+    limit: SpendLimit | None,
 ) -> tuple[Store, Manifest]:
     """Run the job on the Celery workers (``synth --distributed``); warn if none serves it."""
     from ttsbatch.cache import CLI_SCOPE  # noqa: PLC0415
@@ -269,6 +277,7 @@ def _on_cluster(
         progress=progress,
         keep_chunks=keep_chunks,
         cache_scope=CLI_SCOPE if cache else None,
+        limit=limit,
     )
 
 

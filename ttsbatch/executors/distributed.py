@@ -24,9 +24,9 @@ from scheduler.planning import plan_into, start_job
 from scheduler.rescue import STALL_AFTER, rescue_active, rescue_job
 from ttsbatch.errors import JobError, StorageError
 from ttsbatch.executors.reporting import ChunkDone, Progress
-from ttsbatch.manifests import find_manifest
+from ttsbatch.manifests import find_manifest, write_manifest
 from ttsbatch.messages import chunk_id
-from ttsbatch.models import Document, JobOptions, JobStatus, Manifest
+from ttsbatch.models import Document, JobOptions, JobStatus, Manifest, SpendLimit
 from ttsbatch.settings import Settings
 from ttsbatch.state import CANCELLED_BY_USER, JobSnapshot, JobState, Rescue, mark_manifest
 from ttsbatch.storage import Store, open_store
@@ -81,10 +81,12 @@ def run_distributed(
     timeout: float | None = None,
     cluster: Cluster | None = None,
     cache_scope: str | None = None,
+    limit: SpendLimit | None = None,
 ) -> tuple[Store, Manifest]:
     """Plan, dispatch and follow a job to its end; return the store and final manifest.
 
-    ``cache_scope`` names the chunk cache (in the store) the workers use.
+    ``cache_scope`` names the chunk cache (in the store) the workers use;
+    ``limit`` what the job may send in all (a rerun under a new one goes on).
 
     Running it again with the same documents and options resumes the job:
     chunks already in the store are neither sent nor synthesised again.
@@ -95,6 +97,9 @@ def run_distributed(
     """
     with _connected(settings, cluster) as live:
         manifest, texts = _plan(live.store, documents, options, cache_scope=cache_scope)
+        if manifest.limit != limit:
+            manifest = manifest.model_copy(update={"limit": limit})
+            write_manifest(live.store, manifest)
         return _run(live, manifest, texts, progress, keep_chunks=keep_chunks, timeout=timeout)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 
@@ -26,9 +26,16 @@ from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.audio.stitching import SAMPLE_WIDTH
 from ttsbatch.cache import ChunkCache
-from ttsbatch.errors import EngineError, FatalEngineError, JobError
+from ttsbatch.errors import BudgetError, EngineError, FatalEngineError, JobError
 from ttsbatch.executors.assembly import Assembly, discard, journaled, open_assembly
-from ttsbatch.executors.pools import Keeper, Synthesized, default_jobs, on_threads, open_pool
+from ttsbatch.executors.pools import (
+    ChunkPool,
+    Keeper,
+    Synthesized,
+    default_jobs,
+    on_threads,
+    open_pool,
+)
 from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.executors.slots import Slots
 from ttsbatch.models import (
@@ -43,7 +50,7 @@ from ttsbatch.models import (
 from ttsbatch.settings import Settings
 from ttsbatch.storage.files import FILE_MODE
 from ttsbatch.storage.local import LocalStore
-from ttsbatch.usage import UsageCounter
+from ttsbatch.usage import Allowance, UsageCounter
 from worker.finalize import write_succeeded
 from worker.retrying import RetryPolicy
 
@@ -62,6 +69,7 @@ def run_local(
     policy: RetryPolicy | None = None,
     keep_chunks: bool = False,
     cache: ChunkCache | None = None,
+    spend: Allowance | None = None,
 ) -> Manifest:
     """Run a job to completion on this machine and return its final manifest.
 
@@ -74,9 +82,11 @@ def run_local(
         keep_chunks: keep each document's journal of chunk records.
         cache: where chunks are looked up before they are synthesised, and kept
             after (:mod:`ttsbatch.cache`); ``None`` synthesises every chunk.
+        spend: what this run may send (its caps); every request takes from it first.
 
     Raises:
         JobError: a chunk failed permanently or ran out of retries.
+        BudgetError: the run reached its cap; what it made is kept for a rerun.
         FatalEngineError: the provider refused every request (bad key, no credit).
     """
     progress = progress or Progress()
@@ -92,6 +102,7 @@ def run_local(
             policy=policy,
             keep_chunks=keep_chunks,
             cache=cache,
+            spend=spend,
         )
 
 
@@ -106,6 +117,7 @@ def _run(
     policy: RetryPolicy | None,
     keep_chunks: bool,
     cache: ChunkCache | None,
+    spend: Allowance | None,
 ) -> Manifest:
     options = manifest.options
     total = sum(len(plan.chunks) for plan in manifest.documents)
@@ -134,6 +146,7 @@ def _run(
             policy=policy or RetryPolicy(),
             job_id=manifest.job_id,
             cache=cache,
+            spend=spend,
         )
         progress.stage(JobStatus.STITCHING)
         assembler.finish_rest()
@@ -245,6 +258,7 @@ def _synthesize_all(
     policy: RetryPolicy,
     job_id: str,
     cache: ChunkCache | None = None,
+    spend: Allowance | None = None,
 ) -> None:
     """Synthesise ``pending`` in a pool and add each chunk to its assembly, in order.
 
@@ -271,6 +285,7 @@ def _synthesize_all(
             policy=policy,
             slots=slots,
             cache=cache,
+            spend=spend,
         )
         try:
             while added < len(pending):
@@ -282,11 +297,7 @@ def _synthesize_all(
                     running[pool.submit(doc, index, text, slot)] = (position, slot)
                     submitted += 1
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    position, slot = running.pop(future)
-                    result = future.result()
-                    on_done(result.done)
-                    arrived[position] = (result, slot)
+                _collect(finished, running, arrived, on_done)
                 while added in arrived:
                     result, slot = arrived.pop(added)
                     _add(assembler, result, slots, slot, pool.keeper(pending[added][2]))
@@ -294,6 +305,12 @@ def _synthesize_all(
                         free.append(slot)
                     added += 1
             clean = True
+        except BudgetError:
+            # The requests in flight were paid for: let them end, and keep what every
+            # request made (in the cache: the assembly takes chunks in order only).
+            _keep_all(running, arrived, pool, pending, slots=slots, on_done=on_done)
+            clean = True
+            raise
         finally:
             pool.close(clean=clean)
     except FatalEngineError:
@@ -319,6 +336,64 @@ def _next_batch(pending: Sequence[tuple[str, int, str]], submitted: int, room: i
     return sorted(positions, key=lambda position: -len(pending[position][2]))
 
 
+def _collect(
+    finished: Iterable[Future[Synthesized]],
+    running: dict[Future[Synthesized], tuple[int, int | None]],
+    arrived: dict[int, tuple[Synthesized, int | None]],
+    on_done: Callable[[ChunkDone], None],
+) -> None:
+    """Move every chunk of ``finished`` (waiting for each) from ``running`` to ``arrived``;
+    then raise the first failure among them, if any, once all the others are in."""
+    failure: BaseException | None = None
+    for future in finished:
+        position, slot = running.pop(future)
+        exc = future.exception()
+        if exc is not None:
+            failure = failure or exc
+            continue
+        result = future.result()
+        on_done(result.done)
+        arrived[position] = (result, slot)
+    if failure is not None:
+        raise failure
+
+
+def _keep_all(
+    running: dict[Future[Synthesized], tuple[int, int | None]],
+    arrived: dict[int, tuple[Synthesized, int | None]],
+    pool: ChunkPool,
+    pending: Sequence[tuple[str, int, str]],
+    *,
+    slots: Slots | None,
+    on_done: Callable[[ChunkDone], None],
+) -> None:
+    """Wait for the chunks in flight, then keep every chunk that arrived but was not added."""
+    with contextlib.suppress(Exception):
+        _collect(list(running), running, arrived, on_done)
+    for position, (result, slot) in arrived.items():
+        _keep(result, slots, slot, pool.keeper(pending[position][2]))
+
+
+def _keep(result: Synthesized, slots: Slots | None, slot: int | None, keep: Keeper | None) -> None:
+    """Keep a chunk just synthesised where a later run finds it."""
+    if keep is not None and result.done.synthesized:
+        with _pcm(result, slots, slot) as pcm:
+            keep(result.record, pcm)
+
+
+@contextlib.contextmanager
+def _pcm(
+    result: Synthesized, slots: Slots | None, slot: int | None
+) -> Iterator[bytes | memoryview]:
+    """A chunk's PCM, from the pipe or from its shared slot."""
+    if result.pcm is not None:
+        yield result.pcm
+        return
+    assert slots is not None and slot is not None  # noqa: S101 - PCM came back in a slot
+    with slots.view(slot, result.record.samples * SAMPLE_WIDTH) as view:
+        yield view
+
+
 def _add(
     assembler: _Assembler,
     result: Synthesized,
@@ -327,12 +402,7 @@ def _add(
     keep: Keeper | None,
 ) -> None:
     """Add a chunk to its assembly, from the pipe or from its shared slot; ``keep`` it if new."""
-    with contextlib.ExitStack() as stack:
-        if result.pcm is not None:
-            pcm: bytes | memoryview = result.pcm
-        else:
-            assert slots is not None and slot is not None  # noqa: S101 - PCM came back in a slot
-            pcm = stack.enter_context(slots.view(slot, result.record.samples * SAMPLE_WIDTH))
+    with _pcm(result, slots, slot) as pcm:
         assembler.add(result.done.doc, result.record, pcm)
         if keep is not None and result.done.synthesized:
             keep(result.record, pcm)

@@ -31,6 +31,7 @@ from ttsbatch.executors.slots import Slots
 from ttsbatch.messages import LOCAL_ENGINES
 from ttsbatch.models import ChunkRecord, EngineSpec, JobOptions
 from ttsbatch.settings import Settings
+from ttsbatch.usage import Allowance, Spend
 from worker.engines import Engine
 from worker.engines.factory import create_engine
 from worker.retrying import RetryPolicy
@@ -121,9 +122,10 @@ def open_pool(
     policy: RetryPolicy,
     slots: Slots | None,
     cache: ChunkCache | None = None,
+    spend: Allowance | None = None,
 ) -> ChunkPool:
     """Return the pool that suits the job's engine (see the module docstring), in front of
-    ``cache`` if there is one.
+    ``cache`` if there is one; every request takes its characters from ``spend`` first.
 
     Raises:
         ConfigError: the engine cannot be built (threads build it here, at once).
@@ -131,9 +133,11 @@ def open_pool(
     pool: ChunkPool
     if on_threads(options.engine.engine):
         engine = create_engine(options.engine, settings)
-        pool = ThreadPool(engine, workers=workers, policy=policy)
+        pool = ThreadPool(engine, workers=workers, policy=policy, spend=spend)
     else:
-        pool = ProcessPool(options, settings, workers=workers, policy=policy, slots=slots)
+        pool = ProcessPool(
+            options, settings, workers=workers, policy=policy, slots=slots, spend=spend
+        )
     return pool if cache is None else CachingPool(pool, cache, options.engine)
 
 
@@ -145,8 +149,12 @@ def synthesize_chunk(
     policy: RetryPolicy,
     *,
     stop: threading.Event | None = None,
+    spend: Spend | None = None,
 ) -> tuple[ChunkDone, ChunkRecord, bytes]:
-    """Synthesise one chunk, retrying as the policy says; ``stop`` abandons it."""
+    """Synthesise one chunk, retrying as the policy says; ``stop`` abandons it.
+
+    Each attempt takes its characters from ``spend`` first (a job at its cap stops).
+    """
     attempt = 0
     should_stop = stop.is_set if stop is not None else None
     while True:
@@ -154,7 +162,12 @@ def synthesize_chunk(
             raise JobError(f"{doc} chunk {index}: abandoned, the run is stopping")
         try:
             record, pcm = synthesize_record(
-                engine, index=index, text=text, should_stop=should_stop, retries=attempt
+                engine,
+                index=index,
+                text=text,
+                should_stop=should_stop,
+                retries=attempt,
+                spend=spend,
             )
         except TtsBatchError as exc:
             attempt += 1
@@ -178,10 +191,13 @@ class ThreadPool:
 
     uses_slots = False
 
-    def __init__(self, engine: Engine, *, workers: int, policy: RetryPolicy) -> None:
+    def __init__(
+        self, engine: Engine, *, workers: int, policy: RetryPolicy, spend: Spend | None = None
+    ) -> None:
         self.engine = engine
         self.workers = workers
         self.policy = policy
+        self.spend = spend
         self.stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ttsbatch-chunk")
 
@@ -191,7 +207,7 @@ class ThreadPool:
 
     def _run(self, doc: str, index: int, text: str) -> Synthesized:
         done, record, pcm = synthesize_chunk(
-            self.engine, doc, index, text, self.policy, stop=self.stop
+            self.engine, doc, index, text, self.policy, stop=self.stop, spend=self.spend
         )
         return Synthesized(done, record, pcm)
 
@@ -215,15 +231,22 @@ class ThreadPool:
 
 _engine: Engine | None = None
 _slots: Slots | None = None
+_spend: Allowance | None = None
 
 
-def _init_process(options: JobOptions, settings: Settings, slots: tuple[Path, int] | None) -> None:
-    """Pool initializer: one engine per process, and the shared slots."""
-    global _engine, _slots  # noqa: PLW0603 - per-process state is the point of an initializer
+def _init_process(
+    options: JobOptions,
+    settings: Settings,
+    slots: tuple[Path, int] | None,
+    spend: Allowance | None,
+) -> None:
+    """Pool initializer: one engine per process, the shared slots and allowance."""
+    global _engine, _slots, _spend  # noqa: PLW0603 - per-process state is the point of an initializer
     # Ctrl-C goes to the parent, which stops the pool; children must not die mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _engine = create_engine(options.engine, settings)
     _slots = Slots(*slots) if slots else None
+    _spend = spend
 
 
 def _run_in_process(
@@ -231,7 +254,7 @@ def _run_in_process(
 ) -> Synthesized:
     """Synthesise one chunk in a pool process; its PCM goes to its slot if it fits."""
     assert _engine is not None, "pool process not initialised"  # noqa: S101
-    done, record, pcm = synthesize_chunk(_engine, doc, index, text, policy)
+    done, record, pcm = synthesize_chunk(_engine, doc, index, text, policy, spend=_spend)
     if _slots is not None and slot is not None and _slots.put(slot, pcm):
         return Synthesized(done, record, None)
     return Synthesized(done, record, pcm)
@@ -250,6 +273,7 @@ class ProcessPool:
         workers: int,
         policy: RetryPolicy,
         slots: Slots | None,
+        spend: Allowance | None = None,
     ) -> None:
         self.workers = workers
         self.policy = policy
@@ -258,7 +282,7 @@ class ProcessPool:
             max_workers=workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_process,
-            initargs=(options, settings, (slots.path, slots.count) if slots else None),
+            initargs=(options, settings, (slots.path, slots.count) if slots else None, spend),
         )
 
     def submit(self, doc: str, index: int, text: str, slot: int | None) -> Future[Synthesized]:

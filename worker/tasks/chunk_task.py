@@ -34,6 +34,7 @@ from collections.abc import Callable
 from ttsbatch.billing import Billing
 from ttsbatch.cache import ChunkCache
 from ttsbatch.errors import BudgetError, FatalEngineError, RetryableEngineError, TtsBatchError
+from ttsbatch.keys import RedisKeys
 from ttsbatch.messages import ChunkMessage, FinalizeMessage, encode
 from ttsbatch.models import JobStatus
 from ttsbatch.state import Take, mark_manifest
@@ -145,7 +146,7 @@ def _spender(ctx: WorkerContext, message: ChunkMessage) -> Spend | None:
     limit = message.limit
     if limit is None:
         return None
-    billing = Billing(ctx.state.client)
+    billing = Billing(ctx.state.client, RedisKeys(ctx.state.namespace))
     return lambda chars: billing.take(message.job_id, limit, chars)
 
 
