@@ -19,10 +19,11 @@ from pydantic.json_schema import models_json_schema
 
 from scheduler.api.auth import KeyRing, load_keys
 from scheduler.api.errors import DOMAIN_STATUSES, ApiError, TooLargeError
+from scheduler.api.listening import Listening
 from scheduler.api.metrics import Metrics
 from scheduler.api.middleware import BodySizeGuard, RequestMetrics
 from scheduler.api.ports import ports_of
-from scheduler.api.routes import health, jobs, runs, schedules
+from scheduler.api.routes import documents, health, jobs, runs, schedules
 from scheduler.api.routes.common import too_large
 from scheduler.api.schemas import JobRequest, JobSpec, Problem, RunRequest
 from scheduler.api.services import Services
@@ -73,7 +74,8 @@ def create_app(
     app.state.keyring = KeyRing(load_keys(settings.api))
     app.state.metrics = Metrics()
     app.state.beat = create_beat_app(settings)
-    for router in (health.router, jobs.router, runs.router, schedules.router):
+    app.state.listening = Listening(services)
+    for router in (health.router, jobs.router, documents.router, runs.router, schedules.router):
         app.include_router(router)
     install_ui(app)
     _add_error_handlers(app)

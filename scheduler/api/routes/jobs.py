@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -15,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from scheduler.api import control, results, submission, views
 from scheduler.api.deps import ServicesDep, TenantDep
 from scheduler.api.errors import InvalidRequestError, NotFoundError
+from scheduler.api.media import media_type
+from scheduler.api.ranges import BLOCK, RANGED, RangeHeader, ranged_response
 from scheduler.api.routes.common import (
     CONFLICT,
     ERRORS,
@@ -31,7 +33,7 @@ from scheduler.api.services import Services
 from scheduler.api.sources import Upload, cover_of, file_input
 from scheduler.intake import Given
 from scheduler.models import Caps
-from ttsbatch.errors import StorageError
+from ttsbatch.errors import ObjectNotFoundError
 from ttsbatch.keys import job_prefix
 from ttsbatch.models import Estimate, JobStatus
 from ttsbatch.state import TERMINAL
@@ -218,22 +220,42 @@ def get_result(
 
 @router.get(
     "/{job_id}/files/{name}",
-    summary="Download one output (stores without presigned URLs)",
+    summary="Download one output (ranges; stores without presigned URLs, the player)",
     response_class=Response,
-    responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        **NOT_FOUND,
+        **RANGED,
+        200: {"content": {"application/octet-stream": {}}, "description": "The file."},
+    },
 )
-def get_file(job_id: str, name: str, services: ServicesDep, tenant: TenantDep) -> Response:
-    """Return one output's bytes; S3 stores hand out presigned URLs instead."""
+def get_file(
+    job_id: str,
+    name: str,
+    services: ServicesDep,
+    tenant: TenantDep,
+    range_header: RangeHeader = None,
+) -> Response:
+    """Stream one output with its media type, honouring `Range` (206), never read whole.
+
+    The player plays finished audio from here (same origin, same key), on
+    either store; on S3, /result hands out presigned URLs as well.
+    """
     entry = views.owned(services, tenant, job_id)
     manifest = views.load_manifest_or_404(services, entry.job_id)
     key = results.output_keys(manifest).get(name)
     if key is None or not key.startswith(job_prefix(job_id)):
         raise NotFoundError(f"job {job_id} has no file {name!r}: GET its /result for the list")
     try:
-        data = services.store.read(key)
-    except StorageError as exc:
+        size = services.store.size(key)
+    except ObjectNotFoundError as exc:
         raise NotFoundError(f"job {job_id}: {name} is not stored ({exc})") from exc
-    return Response(data, media_type="application/octet-stream")
+
+    def read(start: int, end: int) -> Iterator[bytes]:
+        with services.store.open_range(key, start, end) as stream:
+            while block := stream.read(BLOCK):
+                yield block
+
+    return ranged_response(range_header, size, read, media_type=media_type(name))
 
 
 @router.get(
