@@ -6,6 +6,7 @@ import concurrent.futures
 import email.utils
 import itertools
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -267,3 +268,30 @@ def test_a_provider_with_a_key_refuses_requests_without_it() -> None:
             client.post(url, json=body, headers={"authorization": "Bearer right"}).status_code
             == 200
         )
+
+
+@pytest.mark.integration
+def test_requests_whose_text_matches_hold_wait_for_a_release() -> None:
+    config = FakeProviderConfig(hold=r"\blast\b", hold_timeout=30)
+    with (
+        run_in_thread(config) as running,
+        httpx.Client(timeout=30) as client,
+        concurrent.futures.ThreadPoolExecutor(2) as pool,
+    ):
+        url = f"{running.api_url}/audio/speech"
+
+        def speak(text: str) -> int:
+            body = {"model": ORPHEUS, "input": text, "voice": "tara", "response_format": "raw"}
+            return client.post(url, json=body).status_code
+
+        held = pool.submit(speak, "The last words.")
+        assert speak("The first words.") == 200  # not held
+        deadline = time.monotonic() + 10
+        while running.state.held() < 1:
+            assert time.monotonic() < deadline, "the matching request was not held"
+            time.sleep(0.01)
+        assert not held.done()
+        assert client.post(f"{running.base_url}/_release").status_code == 204
+        assert held.result(timeout=10) == 200
+        assert running.state.held() == 0
+        assert sorted(e["held"] for e in running.state.log()) == [False, True]

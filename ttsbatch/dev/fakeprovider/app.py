@@ -8,6 +8,8 @@ Routes:
 * ``POST /dev/captioned_speech`` - Kokoro-FastAPI's NDJSON with word times.
 * ``GET /v1/voices`` - the voices of each model.
 * ``GET /_log``, ``DELETE /_log``, ``GET /_stats`` - the request log.
+* ``POST /_release`` - answer the requests held by the ``hold`` option, and
+  hold none from now on.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class LogEntry:
     status: int | None = None
     retry_after: float | None = None  # the delay the answer suggested (s)
     finished: float | None = None  # when the answer ended (s since the epoch)
+    held: bool = False  # its text matched the `hold` option: it waited for a release
 
 
 class ProviderState:
@@ -113,6 +116,8 @@ class ProviderState:
         self._attempts: Counter[str] = Counter()
         self._in_flight = 0
         self._max_in_flight = 0
+        self._released = threading.Event()
+        self._held = 0
 
     def arrive(self, path: str) -> LogEntry:
         """Record a request arriving; returns its (still mutable) log entry."""
@@ -134,6 +139,28 @@ class ProviderState:
         with self._lock:
             self._attempts[text_sha256] += 1
             return self._attempts[text_sha256]
+
+    def release(self) -> None:
+        """Answer the requests the ``hold`` option holds, and hold none from now on."""
+        self._released.set()
+
+    async def hold(self, entry: LogEntry, timeout: float) -> None:
+        """Wait until :meth:`release` is called or ``timeout`` passes."""
+        entry.held = True
+        with self._lock:
+            self._held += 1
+        try:
+            deadline = time.monotonic() + timeout
+            while not self._released.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        finally:
+            with self._lock:
+                self._held -= 1
+
+    def held(self) -> int:
+        """Return how many requests are held now."""
+        with self._lock:
+            return self._held
 
     def log(self) -> list[dict[str, Any]]:
         """Return the request log, oldest first."""
@@ -375,6 +402,8 @@ async def speech(request: Request) -> Response:
     refusal = _refusal(ask, entry, request.headers.get("authorization"))
     if refusal is not None:
         return refusal
+    if config.hold and re.search(config.hold, ask.text):
+        await state.hold(entry, config.hold_timeout)
     if config.ttfb > 0:
         await asyncio.sleep(config.ttfb)
     return _audio_response(ask, entry)
@@ -402,6 +431,13 @@ async def delete_log(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def release(request: Request) -> Response:
+    """Answer the held requests (the ``hold`` option) and hold none from now on."""
+    state: ProviderState = request.app.state.fake
+    state.release()
+    return Response(status_code=204)
+
+
 async def get_stats(request: Request) -> Response:
     """Return request counts and the maximum concurrency observed."""
     state: ProviderState = request.app.state.fake
@@ -425,6 +461,7 @@ def create_app(
         Route("/_log", get_log, methods=["GET"]),
         Route("/_log", delete_log, methods=["DELETE"]),
         Route("/_stats", get_stats, methods=["GET"]),
+        Route("/_release", release, methods=["POST"]),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(_Accounting, state=state)])
     app.state.fake = state

@@ -173,6 +173,11 @@ class FakeProviderConfig:
         retry_delay: The delay (s) the provider suggests in its retry hints.
         stall: Seconds a stalled stream stays silent.
         api_key: When set, requests must carry ``Authorization: Bearer <api_key>``.
+        hold: A regular expression: a request whose text it matches (``re.search``)
+            waits before answering until the provider is released
+            (``POST /_release`` or :meth:`ProviderState.release`) or ``hold_timeout``
+            passes, e.g. to keep one chapter of a job unfinished while a test looks.
+        hold_timeout: The longest a held request waits (s).
     """
 
     shape: Shape = Shape.DELTA
@@ -202,6 +207,8 @@ class FakeProviderConfig:
     retry_delay: float = 0.2
     stall: float = 3.0
     api_key: str | None = None
+    hold: str | None = None
+    hold_timeout: float = 60.0
 
 
 def _bool(value: str) -> bool:
@@ -265,6 +272,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "retry_delay": float,
     "stall": float,
     "api_key": _optional_str,
+    "hold": _optional_str,
+    "hold_timeout": float,
 }
 
 HEADER_PREFIX = "x-fake-"
