@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 RESCUE_STALLED: Final = "ttsbatch.rescue_stalled"
 #: Sent by the beat every ten minutes: removes the outputs of jobs whose lifetime passed.
 SWEEP_RETENTION: Final = "ttsbatch.sweep_retention"
+PRUNE_CACHE: Final = "ttsbatch.prune_chunk_cache"
 SCAN_WEBHOOKS: Final = "ttsbatch.scan_webhooks"
 DELIVER_WEBHOOK: Final = "ttsbatch.deliver_webhook"
 WEBHOOK_QUEUE: Final = "ttsbatch.webhooks"
@@ -136,6 +137,11 @@ def create_beat_app(
                 "schedule": retention.SWEEP_INTERVAL,
                 "options": {"queue": SCHEDULE_QUEUE, "expires": retention.SWEEP_INTERVAL},
             },
+            "ttsbatch-prune-cache": {
+                "task": PRUNE_CACHE,
+                "schedule": retention.CACHE_INTERVAL,
+                "options": {"queue": SCHEDULE_QUEUE, "expires": retention.CACHE_INTERVAL},
+            },
         },
         broker_transport_options={
             "visibility_timeout": timeout,
@@ -199,6 +205,12 @@ def _register_tasks(
     def sweep_retention() -> int:
         live = ports()
         return retention.sweep(live.store, live.state)
+
+    @app.task(name=PRUNE_CACHE, shared=False)
+    def prune_chunk_cache() -> int:
+        live = ports()
+        removed, _ = retention.prune_cache(live.store, live.state, settings.chunk_cache)
+        return removed
 
     @app.task(
         name=DELIVER_WEBHOOK, bind=True, shared=False, acks_late=True, max_retries=attempts - 1

@@ -11,6 +11,11 @@ chunk objects and any assembly, and its manifest says ``expired`` (the API
 answers 410 for its files). Its manifest and record stay, so it is still
 listed and its history still reads. Markers live in the store, so a Redis
 that lost its data forgets none.
+
+The store's chunk cache has a budget of its own (``TTSBATCH_CACHE_STORE_MAX_BYTES``,
+``TTSBATCH_CACHE_MAX_AGE_DAYS``), kept by the beat every :data:`CACHE_INTERVAL`
+seconds. A cache entry is never something a running job needs: a job copies
+a hit into its own chunks, and an entry removed while it is read is a miss.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import time
 from typing import Final
 
 from ttsbatch import keys
+from ttsbatch.cache import UseLog, prune
+from ttsbatch.keys import CACHE_PREFIX, RedisKeys
 from ttsbatch.manifests import find_manifest, write_manifest
+from ttsbatch.settings import CacheSettings
 from ttsbatch.state import TERMINAL, JobState
 from ttsbatch.storage import Store
 
@@ -28,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds between two sweeps of the beat.
 SWEEP_INTERVAL: Final = 600.0
+#: Seconds between two prunes of the store's chunk cache.
+CACHE_INTERVAL: Final = 3600.0
 _PREFIX: Final = "expiry/"
 
 
@@ -65,3 +75,16 @@ def sweep(store: Store, state: JobState, *, now: float | None = None) -> int:
         removed += 1
         log.info("job %s: lifetime passed, outputs removed", job_id)
     return removed
+
+
+def prune_cache(store: Store, state: JobState, settings: CacheSettings) -> tuple[int, int]:
+    """Bring the store's chunk cache (every scope) within its budget; return the entries
+    and bytes removed. The least recently used go first (hits noted by the workers)."""
+    max_age = settings.max_age_days * 86400 if settings.max_age_days else None
+    uses = UseLog(state.client, RedisKeys(state.namespace))
+    removed, freed = prune(
+        store, CACHE_PREFIX, settings.store_max_bytes, max_age=max_age, uses=uses
+    )
+    if removed:
+        log.info("chunk cache: removed %d entries, %.1f MB", removed, freed / 1e6)
+    return removed, freed

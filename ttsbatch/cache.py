@@ -20,19 +20,23 @@ the CLI's local runs use ``local`` in the user's cache folder.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Final
+
+import redis
 
 from ttsbatch import keys
 from ttsbatch.billing import account_of
 from ttsbatch.errors import ObjectNotFoundError
+from ttsbatch.keys import RedisKeys
 from ttsbatch.models import ChunkRecord, EngineSpec
-from ttsbatch.storage import Store
+from ttsbatch.storage import Store, Stored
 from ttsbatch.storage.local import LocalStore
 
 #: Bumped when what an address covers, or an entry's layout, changes.
@@ -43,6 +47,8 @@ LOCAL_SCOPE: Final = "local"
 SHARED_SCOPE: Final = "shared"
 #: The scope of ``ttsbatch synth --distributed`` jobs, which belong to no API tenant.
 CLI_SCOPE: Final = "cli"
+#: An entry's objects, in the order they are removed (the record first).
+SUFFIXES: Final = ("json", "pcm")
 
 
 def chunk_address(engine: EngineSpec, text: str) -> str:
@@ -64,19 +70,122 @@ def tenant_scope(tenant: str, *, shared: bool) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A complete cache entry as listed: its address, bytes, and when it was last used."""
+    """A complete cache entry as listed: where it is, its bytes, when it was last used."""
 
+    scope: str
     address: str
     size: int
     used: float
 
+    @property
+    def member(self) -> str:
+        """The entry's name in the use log: ``<scope>/<address>``."""
+        return f"{self.scope}/{self.address}"
+
+
+@dataclass(frozen=True)
+class UseLog:
+    """When each entry of a store's cache was last used (a sorted set in Redis).
+
+    An object store cannot touch an object's time on a hit as a folder can,
+    so workers note hits here; :func:`scan_entries` takes the later of this
+    and the entry's own time. A Redis that lost it falls back to write times.
+    """
+
+    client: redis.Redis
+    names: RedisKeys = field(default_factory=RedisKeys)
+
+    def note(self, scope: str, address: str, *, now: float | None = None) -> None:
+        """Note that an entry was used now."""
+        self.client.zadd(self.names.cache_used, {f"{scope}/{address}": now or time.time()})
+
+    def last(self, members: Sequence[str]) -> list[float | None]:
+        """When each of ``members`` (``<scope>/<address>``) was last noted used, if ever."""
+        if not members:
+            return []
+        found = self.client.zmscore(self.names.cache_used, list(members))
+        return [None if value is None else float(value) for value in found]
+
+    def forget(self, members: Sequence[str]) -> None:
+        """Drop ``members`` (removed entries) from the log."""
+        if members:
+            self.client.zrem(self.names.cache_used, *members)
+
+
+def scan_entries(store: Store, prefix: str, uses: UseLog | None = None) -> list[Entry]:
+    """Every complete entry under ``prefix`` (a record beside its audio), with its last use.
+
+    Holds one small object per entry (about 200 bytes): a million entries,
+    some 2 TB of audio, list in about 200 MB.
+    """
+    records: dict[str, Stored] = {}
+    audio: dict[str, int] = {}
+    for stored in store.scan(prefix):
+        name, _, suffix = stored.key.rpartition(".")
+        if suffix == "json":
+            records[name] = stored
+        elif suffix == "pcm":
+            audio[name] = stored.size
+    entries = []
+    for name, record in records.items():
+        if name in audio:
+            scope, _, address = name.removeprefix(keys.CACHE_PREFIX).partition("/")
+            address = address.rpartition("/")[2]
+            entries.append(Entry(scope, address, record.size + audio[name], record.modified))
+    if uses is not None:
+        for start in range(0, len(entries), 1000):
+            batch = entries[start : start + 1000]
+            for i, used in enumerate(uses.last([entry.member for entry in batch])):
+                if used is not None and used > batch[i].used:
+                    entries[start + i] = dataclasses.replace(batch[i], used=used)
+    return entries
+
+
+def evictions(
+    entries: Iterable[Entry], max_bytes: int, *, max_age: float | None = None, now: float
+) -> Iterator[Entry]:
+    """The entries to remove: those unused for ``max_age`` seconds, then the least
+    recently used until the rest fit in ``max_bytes``."""
+    kept = 0
+    for entry in sorted(entries, key=lambda entry: entry.used, reverse=True):
+        too_old = max_age is not None and now - entry.used > max_age
+        if too_old or kept + entry.size > max_bytes:
+            yield entry
+        else:
+            kept += entry.size
+
+
+def prune(
+    store: Store,
+    prefix: str,
+    max_bytes: int,
+    *,
+    max_age: float | None = None,
+    uses: UseLog | None = None,
+) -> tuple[int, int]:
+    """Remove what :func:`evictions` says from the entries under ``prefix``; return the
+    entries and bytes removed. Each goes record first: a half-removed entry is no entry,
+    and a job reading it meanwhile finds a miss (its checks fail) and synthesises it."""
+    removed = freed = 0
+    gone: list[Entry] = []
+    for entry in evictions(
+        scan_entries(store, prefix, uses), max_bytes, max_age=max_age, now=time.time()
+    ):
+        store.delete([keys.cache_key(entry.scope, entry.address, suffix) for suffix in SUFFIXES])
+        removed, freed = removed + 1, freed + entry.size
+        gone.append(entry)
+    if uses is not None:
+        uses.forget([entry.member for entry in gone])
+    return removed, freed
+
 
 class ChunkCache:
-    """The chunks of one scope in a store."""
+    """The chunks of one scope in a store; ``uses`` notes hits where the store cannot."""
 
-    def __init__(self, store: Store, scope: str) -> None:
+    def __init__(self, store: Store, scope: str, uses: UseLog | None = None) -> None:
         self.store = store
         self.scope = scope
+        self.uses = uses
 
     def get(self, address: str, index: int) -> tuple[ChunkRecord, bytes] | None:
         """Return the cached chunk as chunk ``index`` of a job, or ``None`` (a miss).
@@ -109,13 +218,26 @@ class ChunkCache:
 
     def remove(self, address: str) -> None:
         """Remove an entry (the record first: a half-removed entry is no entry)."""
-        self.store.delete([self._key(address, "json"), self._key(address, "pcm")])
+        self.store.delete([self._key(address, suffix) for suffix in SUFFIXES])
 
     def _key(self, address: str, suffix: str) -> str:
         return keys.cache_key(self.scope, address, suffix)
 
     def _used(self, address: str) -> None:
-        """Note a hit (the local cache evicts the least recently used)."""
+        """Note a hit (the cache evicts the least recently used)."""
+        if self.uses is not None:
+            self.uses.note(self.scope, address)
+
+    def entries(self) -> list[Entry]:
+        """Every complete entry of this scope."""
+        return scan_entries(self.store, keys.cache_prefix(self.scope), self.uses)
+
+    def prune(self, max_bytes: int, *, max_age: float | None = None) -> tuple[int, int]:
+        """Remove entries unused for ``max_age`` seconds, then the least recently used
+        until the rest fit in ``max_bytes``; return the entries and bytes removed."""
+        return prune(
+            self.store, keys.cache_prefix(self.scope), max_bytes, max_age=max_age, uses=self.uses
+        )
 
 
 class LocalChunkCache(ChunkCache):
@@ -133,32 +255,3 @@ class LocalChunkCache(ChunkCache):
                 os.utime(self.store.path(self._key(address, suffix)), (now, now))
             except FileNotFoundError:
                 return
-
-    def entries(self) -> Iterator[Entry]:
-        """Yield every complete entry (those with a record)."""
-        for key in self.store.list(keys.cache_prefix(self.scope)):
-            if not key.endswith(".json"):
-                continue
-            address = key.rsplit("/", 1)[-1].removesuffix(".json")
-            try:
-                record = self.store.path(key).stat()
-                audio = self.store.path(self._key(address, "pcm")).stat()
-            except FileNotFoundError:
-                continue
-            yield Entry(address, record.st_size + audio.st_size, record.st_mtime)
-
-    def prune(self, max_bytes: int, *, max_age: float | None = None) -> tuple[int, int]:
-        """Remove entries older than ``max_age`` seconds, then the least recently used
-        until the rest fit in ``max_bytes``; return the entries and bytes removed."""
-        entries = sorted(self.entries(), key=lambda entry: entry.used, reverse=True)
-        kept = removed = freed = 0
-        now = time.time()
-        for entry in entries:
-            too_old = max_age is not None and now - entry.used > max_age
-            if too_old or kept + entry.size > max_bytes:
-                self.remove(entry.address)
-                removed += 1
-                freed += entry.size
-            else:
-                kept += entry.size
-        return removed, freed

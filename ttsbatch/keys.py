@@ -11,6 +11,9 @@ The store (architecture.md), relative to a store's prefix:
     jobs/<job_id>/out/<doc>.<ext>     wav, pcm, m4b, mp3, opus, flac, timestamps.json,
                                       source.txt, srt, vtt, cover.jpg or cover.png
     jobs/<job_id>/out/<doc>.<nnn>.<ext>  chapter nnn's own file (split chapters)
+    jobs/<job_id>/out/<doc>.epub      the read-along book (ttsbatch.audio.readalong)
+    jobs/<job_id>/readalong/<doc>/source.epub       an EPUB input, kept for its read-along
+    jobs/<job_id>/readalong/<doc>/source-map.json   book, and where its text lies in it
     expiry/<epoch>-<job_id>           when a job's outputs expire (scheduler.retention)
     cache/<scope>/<aa>/<address>.pcm  a cached chunk's audio (ttsbatch.cache), then
     cache/<scope>/<aa>/<address>.json its record: a tenant's scope, ``shared`` or ``local``
@@ -140,6 +143,16 @@ def output_key(job_id: str, doc: str, suffix: str) -> str:
     return f"jobs/{job_id}/out/{doc}.{suffix}"
 
 
+def readalong_source_key(job_id: str, doc: str) -> str:
+    """Return the key of an EPUB input kept for its read-along book until the job finishes."""
+    return f"jobs/{job_id}/readalong/{doc}/source.epub"
+
+
+def readalong_map_key(job_id: str, doc: str) -> str:
+    """Return the key of where an EPUB input's text lies in its XHTML (a ``SourceMap``)."""
+    return f"jobs/{job_id}/readalong/{doc}/source-map.json"
+
+
 def assembly_key(job_id: str, doc: str, name: str) -> str:
     """Return the key of a file of the local executor's in-order assembly of ``doc``."""
     return f"jobs/{job_id}/assembly/{doc}/{name}"
@@ -178,11 +191,15 @@ def audio_key(job_id: str, doc: str, kind: str, audio_suffix: str) -> str:
     return output_key(job_id, doc, suffix)
 
 
+#: The prefix of the chunk cache, every scope.
+CACHE_PREFIX: Final = "cache/"
+
+
 def cache_prefix(scope: str) -> str:
     """Return the prefix of one scope of the chunk cache."""
-    return f"cache/{scope}/"
+    return f"{CACHE_PREFIX}{scope}/"
 
 
 def cache_key(scope: str, address: str, suffix: str) -> str:
     """Return the key of a cached chunk's ``pcm`` or ``json``, fanned out by its first byte."""
-    return f"cache/{scope}/{address[:2]}/{address}.{suffix}"
+    return f"{CACHE_PREFIX}{scope}/{address[:2]}/{address}.{suffix}"

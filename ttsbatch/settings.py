@@ -184,6 +184,17 @@ class CacheSettings(BaseSettings):
     max_bytes: int = Field(
         default=10 * 1024**3, ge=0, description="The local cache's size budget (LRU eviction)."
     )
+    store_max_bytes: int = Field(
+        default=100 * 1024**3,
+        ge=0,
+        description="The size budget of the store's cache, every scope together (the beat"
+        " evicts the least recently used every hour).",
+    )
+    max_age_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Entries unused this long are removed (both caches); unset: size only.",
+    )
     shared: bool = Field(
         default=False,
         description="One cache for every tenant of the API. A hit tells a tenant that someone"

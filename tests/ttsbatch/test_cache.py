@@ -14,14 +14,25 @@ from pathlib import Path
 
 import pytest
 
+from scheduler import retention
 from scheduler.ingest import ingest_bytes
-from ttsbatch.cache import ChunkCache, LocalChunkCache, chunk_address, tenant_scope
+from ttsbatch.cache import (
+    ChunkCache,
+    LocalChunkCache,
+    UseLog,
+    chunk_address,
+    scan_entries,
+    tenant_scope,
+)
 from ttsbatch.dev.fakeprovider import FakeProviderConfig, RunningProvider, run_in_thread
 from ttsbatch.executors.local import run_local
 from ttsbatch.executors.outputs import download_outputs
+from ttsbatch.keys import CACHE_PREFIX, RedisKeys
 from ttsbatch.models import ChunkRecord, Document, EngineSpec, JobOptions, Manifest, TimingSource
-from ttsbatch.settings import Settings, TogetherSettings
+from ttsbatch.settings import CacheSettings, Settings, TogetherSettings
+from ttsbatch.state import JobState
 from ttsbatch.storage.local import LocalStore
+from ttsbatch.storage.s3 import S3Store
 from worker.synthesis import synthesize_chunk
 
 KEY = "test-key"
@@ -141,19 +152,24 @@ def test_a_damaged_entry_is_synthesised_again_never_stitched(
     assert manifest.usage is not None and manifest.usage.chunks_sent == 2
 
 
+def put_chunk(cache: ChunkCache, n: int) -> None:
+    """Keep a 1 000-sample chunk of ``text {n}``."""
+    pcm = bytes([n, 0]) * 1000
+    record = ChunkRecord(
+        index=0,
+        sample_rate=24000,
+        samples=1000,
+        pcm_sha256=hashlib.sha256(pcm).hexdigest(),
+        timing=TimingSource.NONE,
+        engine="together",
+    )
+    cache.put(chunk_address(ENGINE, f"text {n}"), record, pcm)
+
+
 def test_the_local_cache_forgets_the_least_recently_used_first(tmp_path: Path) -> None:
     cache = LocalChunkCache(LocalStore(tmp_path / "cache"))
     for n in range(5):
-        pcm = bytes([n, 0]) * 1000
-        record = ChunkRecord(
-            index=0,
-            sample_rate=24000,
-            samples=1000,
-            pcm_sha256=hashlib.sha256(pcm).hexdigest(),
-            timing=TimingSource.NONE,
-            engine="together",
-        )
-        cache.put(chunk_address(ENGINE, f"text {n}"), record, pcm)
+        put_chunk(cache, n)
         stamp = time.time() - 100 + n
         for path in (tmp_path / "cache").rglob(f"{chunk_address(ENGINE, f'text {n}')}.*"):
             os.utime(path, (stamp, stamp))
@@ -191,3 +207,31 @@ def test_a_worker_takes_a_cached_chunk_into_the_job_and_keeps_what_it_makes(
         store, engine, job_id="j3", doc="d", index=0, text=text, cache=other, engine_spec=ENGINE
     )
     assert len(sent(provider)) == 2  # another tenant's cache does not answer for this one
+
+
+def test_the_store_cache_keeps_its_budget_by_last_use_noted_in_redis(
+    s3_store: S3Store, redis_db_url: str
+) -> None:
+    """An object store cannot touch a hit's time: workers note it in Redis, and the beat's
+    prune (every scope together) takes the later of the two."""
+    state = JobState.from_url(redis_db_url)
+    uses = UseLog(state.client, RedisKeys(state.namespace))
+    tenants = [ChunkCache(s3_store, scope, uses) for scope in ("a-one", "a-two")]
+    now = time.time()
+    for n in range(4):
+        put_chunk(tenants[n % 2], n)
+        uses.note(tenants[n % 2].scope, chunk_address(ENGINE, f"text {n}"), now=now + 10 * n)
+    assert tenants[0].get(chunk_address(ENGINE, "text 0"), 1) is not None  # a hit, noted now:
+    assert uses.last([f"a-one/{chunk_address(ENGINE, 'text 0')}"])[0] == pytest.approx(now, abs=5)
+    uses.note("a-one", chunk_address(ENGINE, "text 0"), now=now + 100)  # (S3 times are seconds)
+    entries = scan_entries(s3_store, CACHE_PREFIX, uses)
+    assert len(entries) == 4 and {entry.scope for entry in entries} == {"a-one", "a-two"}
+    size = entries[0].size
+    budget = CacheSettings(store_max_bytes=2 * size)
+    assert retention.prune_cache(s3_store, state, budget) == (2, 2 * size)
+    left = {(entry.scope, entry.address) for entry in scan_entries(s3_store, CACHE_PREFIX)}
+    assert ("a-one", chunk_address(ENGINE, "text 0")) in left  # the oldest, but used last
+    assert ("a-two", chunk_address(ENGINE, "text 3")) in left  # the newest
+    assert state.client.zcard(RedisKeys(state.namespace).cache_used) == 2  # the removed forgotten
+    aged = CacheSettings(store_max_bytes=10**9, max_age_days=1)
+    assert retention.prune_cache(s3_store, state, aged) == (0, 0)

@@ -6,6 +6,7 @@ request log says what was sent (and so paid for).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -15,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from scheduler.ingest import ingest_text
+from ttsbatch.cache import ChunkCache, chunk_address
 from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
 from ttsbatch.dev.fakeprovider.config import Fault
 from ttsbatch.dev.fakeprovider.server import RunningProvider
+from ttsbatch.models import ChunkRecord, EngineSpec, TimingSource
+from ttsbatch.storage.local import LocalStore
 
 BIN = Path(sys.executable).parent / "ttsbatch"
 KEY = "sk-test-key"
@@ -114,6 +119,34 @@ def test_the_cache_command_tells_prunes_and_clears(
     ttsbatch(provider, "synth", str(book), "-o", str(tmp_path / "again"))
     cleared = ttsbatch(provider, "cache", "clear")
     assert number(r"removed ([\d,]+) chunks", cleared.stdout) == chunks
+
+
+def test_the_cache_command_tells_and_clears_the_deployments_cache_in_the_store(
+    provider: RunningProvider, tmp_path: Path, redis_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    spoken = ingest_text("One sentence to keep. Another to keep as well.", "t")
+    engine = EngineSpec(engine="together", model="hexgrad/Kokoro-82M", voice="af_heart")
+    for n, scope in enumerate(("a-one", "a-two")):
+        pcm = bytes([n, 1]) * 500
+        record = ChunkRecord(
+            index=0,
+            sample_rate=24000,
+            samples=500,
+            pcm_sha256=hashlib.sha256(pcm).hexdigest(),
+            timing=TimingSource.NONE,
+            engine="together",
+        )
+        ChunkCache(store, scope).put(chunk_address(engine, spoken.text), record, pcm)
+    monkeypatch.setenv("TTSBATCH_STORE", str(store.root))
+    monkeypatch.setenv("REDIS_URL", redis_db_url)
+    stats = ttsbatch(provider, "cache", "stats", "--store")
+    assert stats.returncode == 0, stats.stderr
+    assert number(r"([\d,]+) chunks", stats.stdout) == 2
+    assert "TTSBATCH_CACHE_STORE_MAX_BYTES" in stats.stdout
+    cleared = ttsbatch(provider, "cache", "clear", "--store")
+    assert number(r"removed ([\d,]+) chunks", cleared.stdout) == 2
+    assert list(store.list("cache/")) == []
 
 
 def test_a_preview_speaks_the_beginning_and_the_full_run_takes_it_from_the_cache(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from ttsbatch.cache import LocalChunkCache
+from ttsbatch.cache import Entry, LocalChunkCache, UseLog, prune, scan_entries
 from ttsbatch.errors import BudgetError
+from ttsbatch.keys import CACHE_PREFIX
 from ttsbatch.models import Document, Estimate, JobOptions, SpendLimit, Usage
 from ttsbatch.settings import Settings
 from ttsbatch.storage.local import LocalStore
@@ -156,36 +158,87 @@ def usage_line(usage: Usage) -> str:
 
 @click.group("cache")
 def cache_group() -> None:
-    """The chunk cache of local runs: chunks already spoken are not sent again."""
+    """The chunk cache: chunks already spoken are not sent again.
+
+    Without --store, the cache of local runs (TTSBATCH_CACHE); with it, the
+    deployment's cache in TTSBATCH_STORE, every tenant's scope together (its
+    hits are noted in Redis, REDIS_URL; the beat prunes it every hour).
+    """
+
+
+_STORE = click.option(
+    "--store", "in_store", is_flag=True, help="The deployment's cache in TTSBATCH_STORE."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cache:
+    """One of the two caches: where it is, how to prune it, its budget."""
+
+    where: str
+    prune: Callable[..., tuple[int, int]]
+    entries: Callable[[], list[Entry]]
+    budget: int
+    budget_name: str
+
+
+def _cache(settings: Settings, *, in_store: bool) -> _Cache:
+    if not in_store:
+        local = local_cache(settings)
+        return _Cache(
+            str(local.store.root),
+            local.prune,
+            local.entries,
+            settings.chunk_cache.max_bytes,
+            "TTSBATCH_CACHE_MAX_BYTES",
+        )
+    from ttsbatch import redisclient  # noqa: PLC0415 - only the store's cache needs Redis
+    from ttsbatch.storage import open_store  # noqa: PLC0415
+
+    store = open_store(settings.store)
+    uses = UseLog(redisclient.connect(settings.redis_url))
+    return _Cache(
+        f"{store.url}/{CACHE_PREFIX}",
+        functools.partial(prune, store, CACHE_PREFIX, uses=uses),
+        lambda: scan_entries(store, CACHE_PREFIX, uses),
+        settings.chunk_cache.store_max_bytes,
+        "TTSBATCH_CACHE_STORE_MAX_BYTES",
+    )
 
 
 @cache_group.command("stats")
-def cache_stats() -> None:
+@_STORE
+def cache_stats(in_store: bool) -> None:
     """Say where the cache is, how many chunks it holds and its size."""
     settings = Settings()
-    cache = local_cache(settings)
-    entries = list(cache.entries())
+    cache = _cache(settings, in_store=in_store)
+    entries = cache.entries()
     size = sum(entry.size for entry in entries)
-    click.echo(f"{cache.store.root}: {len(entries):,} chunks, {size / 1e6:,.1f} MB")
-    click.echo(f"budget: {settings.chunk_cache.max_bytes / 1e6:,.0f} MB (TTSBATCH_CACHE_MAX_BYTES)")
+    click.echo(f"{cache.where}: {len(entries):,} chunks, {size / 1e6:,.1f} MB")
+    click.echo(f"budget: {cache.budget / 1e6:,.0f} MB ({cache.budget_name})")
 
 
 @cache_group.command("prune")
+@_STORE
 @click.option("--max-bytes", type=click.IntRange(min=0), help="Size to prune to [the budget].")
 @click.option(
-    "--max-age-days", type=click.FloatRange(min=0), help="Remove chunks unused this long."
+    "--max-age-days",
+    type=click.FloatRange(min=0),
+    help="Remove chunks unused this long [TTSBATCH_CACHE_MAX_AGE_DAYS].",
 )
-def cache_prune(max_bytes: int | None, max_age_days: float | None) -> None:
+def cache_prune(in_store: bool, max_bytes: int | None, max_age_days: float | None) -> None:
     """Remove the least recently used chunks until the cache fits its budget."""
     settings = Settings()
-    budget = settings.chunk_cache.max_bytes if max_bytes is None else max_bytes
-    age = None if max_age_days is None else max_age_days * 86400
-    removed, freed = local_cache(settings).prune(budget, max_age=age)
+    cache = _cache(settings, in_store=in_store)
+    days = settings.chunk_cache.max_age_days if max_age_days is None else max_age_days
+    age = None if days is None else days * 86400
+    removed, freed = cache.prune(cache.budget if max_bytes is None else max_bytes, max_age=age)
     click.echo(f"removed {removed:,} chunks, {freed / 1e6:,.1f} MB")
 
 
 @cache_group.command("clear")
-def cache_clear() -> None:
+@_STORE
+def cache_clear(in_store: bool) -> None:
     """Remove every chunk of the cache."""
-    removed, freed = local_cache(Settings()).prune(0)
+    removed, freed = _cache(Settings(), in_store=in_store).prune(0)
     click.echo(f"removed {removed:,} chunks, {freed / 1e6:,.1f} MB")

@@ -32,6 +32,15 @@ class ObjectPart:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """An object as a listing tells it: key, size and when it was last written."""
+
+    key: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
 #: A piece of a composed object: literal bytes, or a stored object.
 Part = bytes | ObjectPart
 
@@ -109,6 +118,14 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> Iterator[str]:
         """Yield every key under ``prefix``, in lexicographic order."""
+        ...
+
+    def scan(self, prefix: str) -> Iterator[Stored]:
+        """Yield every object under ``prefix`` with its size and time, in no set order.
+
+        Unlike :meth:`list` it streams (a page at a time on S3): for sweeping
+        large prefixes such as the chunk cache.
+        """
         ...
 
     def delete(self, keys: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from ttsbatch.errors import ObjectNotFoundError, StorageError
-from ttsbatch.storage import ObjectPart, Part, check_part_size, check_range
+from ttsbatch.storage import ObjectPart, Part, Stored, check_part_size, check_range
 from ttsbatch.storage.files import os_error, temp_beside, write_all
 
 if TYPE_CHECKING:
@@ -131,6 +131,15 @@ class LocalStore:
             if path.is_file() and not path.name.startswith(".tmp-")
         )
         yield from sorted(key for key in keys if key.startswith(prefix))
+
+    def scan(self, prefix: str) -> Iterator[Stored]:
+        """Yield the files under ``prefix`` with their sizes and modification times."""
+        for key in self.list(prefix):
+            try:
+                stat = self.path(key).stat()
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            yield Stored(key, stat.st_size, stat.st_mtime)
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete files; missing ones are ignored."""

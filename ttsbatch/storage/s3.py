@@ -56,7 +56,7 @@ from ttsbatch.errors import (
     StoreAccessError,
     TransientStorageError,
 )
-from ttsbatch.storage import ObjectPart, Part, Writer, check_part_size, check_range
+from ttsbatch.storage import ObjectPart, Part, Stored, Writer, check_part_size, check_range
 from ttsbatch.storage.files import temp_beside
 from ttsbatch.storage.readahead import read_ahead
 
@@ -324,6 +324,19 @@ class S3Store:
             raise _translate(self, exc, prefix) from exc
         # Servers differ in order (SeaweedFS lists folder by folder): sort like LocalStore.
         yield from sorted(keys)
+
+    def scan(self, prefix: str) -> Iterator[Stored]:
+        """Yield objects under ``prefix`` with size and LastModified, a page (1000) at a time."""
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self._list_prefix(prefix)
+            )
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    key = item["Key"][len(self.prefix) :]
+                    yield Stored(key, item["Size"], item["LastModified"].timestamp())
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(self, exc, prefix) from exc
 
     def delete(self, keys: Iterable[str]) -> None:
         """Delete ``keys`` in batches of 1000; missing keys are ignored."""

@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable
 
 from ttsbatch.billing import Billing
-from ttsbatch.cache import ChunkCache
+from ttsbatch.cache import ChunkCache, UseLog
 from ttsbatch.errors import BudgetError, FatalEngineError, RetryableEngineError, TtsBatchError
 from ttsbatch.keys import RedisKeys
 from ttsbatch.messages import ChunkMessage, FinalizeMessage, encode
@@ -118,7 +118,7 @@ def _attempt(
             text=message.text,
             should_stop=_stop_check(ctx, job_id, deadline, lease),
             retries=message.attempt,
-            cache=ChunkCache(ctx.store, message.cache_scope) if message.cache_scope else None,
+            cache=_cache(ctx, message),
             engine_spec=message.engine,
             spend=_spender(ctx, message),
         )
@@ -139,6 +139,14 @@ def _attempt(
         # message is the same claimant, so it is told "last" again.
         ctx.send_finalize(FinalizeMessage(job_id=job_id))
     return Done(synthesized)
+
+
+def _cache(ctx: WorkerContext, message: ChunkMessage) -> ChunkCache | None:
+    """The chunk cache the message names (hits noted in Redis, for eviction), if any."""
+    if message.cache_scope is None:
+        return None
+    uses = UseLog(ctx.state.client, RedisKeys(ctx.state.namespace))
+    return ChunkCache(ctx.store, message.cache_scope, uses)
 
 
 def _spender(ctx: WorkerContext, message: ChunkMessage) -> Spend | None:
