@@ -175,9 +175,11 @@ class ApiClient:
         """Cancel a job (and with ``purge`` delete its artefacts)."""
         self._call("DELETE", f"/v1/jobs/{job_id}", params={"purge": str(purge).lower()})
 
-    def retry(self, job_id: str) -> JsonDict:
-        """Re-run what is missing of a failed or cancelled job."""
-        result: JsonDict = self._call("POST", f"/v1/jobs/{job_id}/retry").json()
+    def retry(self, job_id: str, **caps: float | None) -> JsonDict:
+        """Re-run what is missing of a failed or cancelled job, with new ``caps`` if given
+        (``max_cost``, ``max_billed_chars``: a job stopped at its cap goes on)."""
+        body = {"json": caps} if caps else {}
+        result: JsonDict = self._call("POST", f"/v1/jobs/{job_id}/retry", **body).json()
         return result
 
     def result(self, job_id: str) -> JsonDict:

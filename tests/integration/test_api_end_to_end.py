@@ -387,6 +387,8 @@ def test_a_job_over_its_cap_fails_before_any_request_saying_what_it_would_cost(
         assert "refused before anything was sent" in final["error"]
         assert "characters would be billed" in final["error"]
         assert harness.provider.state.log() == []
+        api.retry(job["id"], max_billed_chars=100_000)  # the cap raised: the job goes on
+        assert list(api.events(job["id"]))[-1][1]["status"] == "succeeded"
         within = api.submit_text(make_book(10).text, name="within", max_cost=1.0, **fields)
         assert list(api.events(within["id"]))[-1][1]["status"] == "succeeded"
 
