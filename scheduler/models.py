@@ -13,7 +13,15 @@ from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from ttsbatch.models import AudioFormat, BookInfo, JobOptions, JobStatus, LoudnessPreset, Pauses
+from ttsbatch.models import (
+    AudioFormat,
+    BookInfo,
+    JobOptions,
+    JobStatus,
+    LoudnessPreset,
+    Pauses,
+    ReadAlongUnit,
+)
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\w.:-]+$")]
@@ -92,6 +100,14 @@ class JobSpec(Caps):
     )
     split_chapters: bool = Field(
         default=False, description="Also write each chapter as a file of its own (encoded formats)."
+    )
+    read_along: bool = Field(
+        default=False,
+        description="Also write <name>.epub: an EPUB 3 with Media Overlays whose text"
+        " highlights as its audio plays (an EPUB input keeps its own XHTML).",
+    )
+    read_along_unit: ReadAlongUnit = Field(
+        default="sentence", description="What the read-along book highlights: sentence or word."
     )
     info: BookInfo | None = Field(
         default=None,

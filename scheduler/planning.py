@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from celery import Celery
 
 from scheduler.dispatch import chunk_messages, dispatch_chunks, dispatch_finalize
+from scheduler.ingest.anchoring import source_map
 from scheduler.splitting import split
 from ttsbatch import keys
 from ttsbatch.manifests import read_manifest, write_manifest
@@ -118,9 +119,18 @@ def write_plan(store: Store, manifest: Manifest, documents: Sequence[Document]) 
         )
         if plan.cover and document.cover:
             store.write(keys.output_key(manifest.job_id, plan.doc, plan.cover), document.cover.data)
+        if manifest.options.read_along and document.epub is not None:
+            _keep_epub(store, manifest.job_id, plan.doc, document.epub, document)
     if write_manifest(store, manifest, if_absent=True):
         return manifest
     return read_manifest(store, manifest.job_id)
+
+
+def _keep_epub(store: Store, job_id: str, doc: str, epub: bytes, document: Document) -> None:
+    """Keep an EPUB input for its read-along book: its bytes, and where its text lies in it."""
+    mapped = source_map(epub, document.text, document.source_name)
+    store.write(keys.readalong_source_key(job_id, doc), epub)
+    store.write(keys.readalong_map_key(job_id, doc), mapped.model_dump_json(by_alias=True).encode())
 
 
 def plan_into(

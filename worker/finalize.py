@@ -21,8 +21,15 @@ from pathlib import Path
 
 from ttsbatch import keys
 from ttsbatch.audio import stitching
-from ttsbatch.audio.finishing import finish_document
+from ttsbatch.audio.finishing import (
+    AUDIO,
+    READ_ALONG,
+    epub_time,
+    finish_document,
+    finish_read_along,
+)
 from ttsbatch.audio.mastering import Meter
+from ttsbatch.audio.readalong import SourceMap, Spoken
 from ttsbatch.audio.stitching import SAMPLE_WIDTH, Placement
 from ttsbatch.audio.texts import ChunkTexts, document_head
 from ttsbatch.audio.timeline import JSON_END, json_start
@@ -92,12 +99,18 @@ def finalize_document(
 
     fmt = manifest.options.audio_format
     outputs = keys.document_outputs(job_id, plan.doc, fmt.value, cover=plan.cover)
+    options = manifest.options
+    spoken = Spoken(options.read_along_unit) if options.read_along else None
     # The audio is copied (in the kernel, or by S3 uploads) or encoded while this
     # thread writes the timeline and subtitles: two cores are free once synthesis ends.
     audio: Future[tuple[AudioReport, dict[str, str]] | None]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stitch") as pool:
+    with (
+        tempfile.TemporaryDirectory(prefix="ttsbatch-finalize-") as temporary,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="stitch") as pool,
+    ):
+        folder = Path(temporary)
         if fmt.encoded:
-            audio = pool.submit(_encode, store, manifest, plan, placements, rate)
+            audio = pool.submit(_encode, store, manifest, plan, (placements, rate), folder)
         else:
             header = wav_header(stitching.total_samples(placements), rate)
             parts = _audio_parts(job_id, plan, placements)
@@ -105,9 +118,20 @@ def finalize_document(
                 parts.insert(0, header)
             audio = pool.submit(store.compose, outputs["audio"], parts)
         _write_timeline(
-            store, manifest, plan, placements=placements, rate=rate, kinds=kinds, outputs=outputs
+            store,
+            manifest,
+            plan,
+            placements=placements,
+            rate=rate,
+            kinds=kinds,
+            outputs=outputs,
+            spoken=spoken,
         )
         written = audio.result()
+        if spoken is not None:
+            outputs[READ_ALONG] = _read_along(
+                store, manifest, plan, (placements, rate), folder=folder, spoken=spoken
+            )
     if written is None:
         return outputs, None
     report, audio_keys = written
@@ -118,34 +142,97 @@ def _encode(
     store: Store,
     manifest: Manifest,
     plan: DocumentPlan,
-    placements: Sequence[Placement],
-    rate: int,
+    layout: tuple[Sequence[Placement], int],
+    folder: Path,
 ) -> tuple[AudioReport, dict[str, str]]:
-    """Spool the document's audio to a local file, measuring it; master, encode, upload."""
+    """Spool the document's audio to ``folder``, measuring it; master, encode, upload.
+
+    ``layout`` is its chunks' placements and its sample rate.
+    """
+    placements, rate = layout
     options = manifest.options
     meter = Meter(rate) if options.loudness_target() else None
-    with tempfile.TemporaryDirectory(prefix="ttsbatch-finalize-") as folder:
-        spool = Path(folder) / "audio.pcm"
-        with spool.open("wb") as sink:
-            for data in _pcm(store, _audio_parts(manifest.job_id, plan, placements)):
-                sink.write(data)
-                if meter is not None:
-                    meter.feed(data)
-        report, files = finish_document(
-            spool,
-            Path(folder),
-            plan=plan,
-            options=options,
-            placements=placements,
-            rate=rate,
-            measured=meter.result() if meter is not None else None,
-            cover=read_cover(store, manifest.job_id, plan),
-        )
-        written: dict[str, str] = {}
-        for kind, path in files.items():
-            written[kind] = keys.audio_key(manifest.job_id, plan.doc, kind, options.audio_format)
-            upload_file(store, path, written[kind])
+    spool = _spool(store, manifest.job_id, plan, placements, folder=folder, meter=meter)
+    report, files = finish_document(
+        spool,
+        folder,
+        plan=plan,
+        options=options,
+        placements=placements,
+        rate=rate,
+        measured=meter.result() if meter is not None else None,
+        cover=read_cover(store, manifest.job_id, plan),
+    )
+    written: dict[str, str] = {}
+    for kind, path in files.items():
+        written[kind] = keys.audio_key(manifest.job_id, plan.doc, kind, options.audio_format)
+        upload_file(store, path, written[kind])
     return report, written
+
+
+def _spool(
+    store: Store,
+    job_id: str,
+    plan: DocumentPlan,
+    placements: Sequence[Placement],
+    *,
+    folder: Path,
+    meter: Meter | None = None,
+) -> Path:
+    """Copy the document's audio from its stored chunks into ``folder/audio.pcm`` (once)."""
+    spool = folder / "audio.pcm"
+    if spool.exists():
+        return spool
+    with spool.open("wb") as sink:
+        for data in _pcm(store, _audio_parts(job_id, plan, placements)):
+            sink.write(data)
+            if meter is not None:
+                meter.feed(data)
+    return spool
+
+
+def _read_along(
+    store: Store,
+    manifest: Manifest,
+    plan: DocumentPlan,
+    layout: tuple[Sequence[Placement], int],
+    *,
+    folder: Path,
+    spoken: Spoken,
+) -> str:
+    """Make the document's read-along EPUB beside its audio and upload it; return its key."""
+    placements, rate = layout
+    fmt = manifest.options.audio_format
+    whole = folder / f"{AUDIO}.{fmt.value}"
+    book = finish_read_along(
+        _spool(store, manifest.job_id, plan, placements, folder=folder),
+        folder,
+        plan=plan,
+        options=manifest.options,
+        placements=placements,
+        rate=rate,
+        text=store.read(keys.output_key(manifest.job_id, plan.doc, "source.txt")).decode(),
+        spoken=spoken,
+        modified=epub_time(manifest.created_at),
+        encoded=whole if whole.exists() else None,
+        source=read_along_source(store, manifest.job_id, plan),
+        cover=read_cover(store, manifest.job_id, plan),
+    )
+    key = keys.output_key(manifest.job_id, plan.doc, READ_ALONG)
+    upload_file(store, book, key)
+    return key
+
+
+def read_along_source(
+    store: Store, job_id: str, plan: DocumentPlan
+) -> tuple[bytes, SourceMap] | None:
+    """Return the EPUB input planning kept for a read-along book, and its map; ``None``: none."""
+    try:
+        data = store.read(keys.readalong_source_key(job_id, plan.doc))
+    except ObjectNotFoundError:
+        return None
+    mapped = SourceMap.model_validate_json(store.read(keys.readalong_map_key(job_id, plan.doc)))
+    return data, mapped
 
 
 def _pcm(store: Store, parts: Sequence[Part]) -> Iterator[bytes]:
@@ -177,8 +264,10 @@ def _write_timeline(
     rate: int,
     kinds: set[TimingSource],
     outputs: dict[str, str],
+    spoken: Spoken | None = None,
 ) -> None:
-    """Write the timestamps JSON, SRT and WebVTT, reading the chunk records once more."""
+    """Write the timestamps JSON, SRT and WebVTT, reading the chunk records once more
+    (and collect a read-along book's units into ``spoken``)."""
     text = store.read(outputs["source"]).decode()
     records = _records(store, manifest.job_id, plan)
     with (
@@ -187,7 +276,7 @@ def _write_timeline(
         store.open_write(outputs["vtt"]) as vtt_sink,
     ):
         json_sink.write(json_start(document_head(plan, placements, rate, kinds)))
-        texts = ChunkTexts(text, rate, words=json_sink, srt=srt_sink, vtt=vtt_sink)
+        texts = ChunkTexts(text, rate, words=json_sink, srt=srt_sink, vtt=vtt_sink, spoken=spoken)
         for chunk, place, record in zip(plan.chunks, placements, records, strict=True):
             texts.add(chunk, place, record)
         json_sink.write(JSON_END)

@@ -42,6 +42,8 @@ def job_options(
         "loudness": spec.loudness,
         "bitrate_kbps": spec.bitrate_kbps,
         "split_chapters": spec.split_chapters,
+        "read_along": spec.read_along,
+        "read_along_unit": spec.read_along_unit,
     }
     if spec.max_chars is not None:
         fields["max_chars"] = spec.max_chars

@@ -77,8 +77,10 @@ def ingest_bytes(data: bytes, filename: str, *, keep_boilerplate: bool = False) 
         source_name=source_name,
         sha256=hashlib.sha256(data).hexdigest(),
     )
-    # Both are validated models already; model_copy does not copy the text.
-    return document.model_copy(update={"info": book.info, "cover": book.cover})
+    # Both are validated models already; model_copy does not copy the text. An
+    # EPUB's bytes go with it: a read-along book keeps its XHTML (planning).
+    epub = data if kind is Format.EPUB else None
+    return document.model_copy(update={"info": book.info, "cover": book.cover, "epub": epub})
 
 
 def ingest_text(text: str, name: str = "text") -> Document:

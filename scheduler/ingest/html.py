@@ -84,11 +84,19 @@ class Extraction:
             index, so that a link to ``file.xhtml#id`` can be placed.
         unspoken: Ids of elements left out (a contents list, the licence), so
             that a link to one is known to lead nowhere spoken.
+        sources: Only from :func:`trace`: for each block, the raw texts it was
+            joined from and where each came from (an element and whether it is
+            its tail; ``None`` for the space a ``<br>`` stands for).
     """
 
     blocks: list[Block] = field(default_factory=list)
     anchors: dict[str, int] = field(default_factory=dict)
     unspoken: set[str] = field(default_factory=set)
+    sources: list[list[tuple[Source, str]]] | None = None
+
+
+#: Where a piece of a block's raw text came from: an element, and True for its tail.
+Source = tuple[etree._Element, bool] | None
 
 
 def read_html(markup: str, source_name: str, *, keep_boilerplate: bool = False) -> Book:
@@ -127,6 +135,18 @@ def _extract(root: etree._Element, *, keep_boilerplate: bool) -> Extraction:
     return walker.extraction
 
 
+def trace(root: etree._Element, *, keep_boilerplate: bool) -> Extraction:
+    """Extract the text of a parsed document as :func:`extract` does, saying where each piece came from.
+
+    A read-along book uses it to find the book's sentences in the XHTML
+    (:mod:`.anchoring`): the same rules decide what is spoken.
+    """
+    walker = _Walker(_link_lists(root), keep_boilerplate=keep_boilerplate)
+    walker.extraction.sources = []
+    walker.walk(root)
+    return walker.extraction
+
+
 def parse(markup: str, source_name: str) -> etree._Element | None:
     """Parse HTML or XHTML leniently, offline; ``None`` when there is no element.
 
@@ -158,6 +178,7 @@ class _Walker:
     def __init__(self, link_lists: set[etree._Element], *, keep_boilerplate: bool) -> None:
         self.extraction = Extraction()
         self._parts: list[str] = []
+        self._sources: list[Source] = []
         self._has_text = False
         self._link_lists = link_lists
         self._keep_boilerplate = keep_boilerplate
@@ -167,27 +188,28 @@ class _Walker:
         while stack:
             element, closing = stack.pop()
             tag = element.tag.lower() if isinstance(element.tag, str) else ""
+            tail = None if element is root else element.tail
             if closing:
                 if tag in _BLOCK_TAGS or tag in _HEADING_LEVELS:
                     self._flush(_HEADING_LEVELS.get(tag, 0))
-                self._add(element.tail if element is not root else None)
+                self._add(tail, (element, True))
                 continue
             ident = element.get("id")
             if tag and self._is_left_out(element):
                 if ident:
                     self.extraction.unspoken.add(ident)
-                self._add(element.tail if element is not root else None)
+                self._add(tail, (element, True))
                 continue
             if ident and not self._has_text:
                 self.extraction.anchors.setdefault(ident, len(self.extraction.blocks))
             if not tag or _is_unspoken(element, tag):
-                self._add(element.tail if element is not root else None)
+                self._add(tail, (element, True))
                 continue
             if tag in _BLOCK_TAGS or tag in _HEADING_LEVELS:
                 self._flush()
             elif tag == "br":
-                self._add(" ")
-            self._add(element.text)
+                self._add(" ", None)
+            self._add(element.text, (element, False))
             stack.append((element, True))
             stack.extend((child, False) for child in reversed(element))
 
@@ -206,9 +228,10 @@ class _Walker:
             _BOILERPLATE_CLASSES.intersection(classes)
         )
 
-    def _add(self, text: str | None) -> None:
+    def _add(self, text: str | None, source: Source) -> None:
         if text:
             self._parts.append(text)
+            self._sources.append(source)
             self._has_text = self._has_text or not text.isspace()
 
     def _flush(self, level: int = 0) -> None:
@@ -216,7 +239,12 @@ class _Walker:
             paragraph = block("".join(self._parts), level)
             if paragraph:
                 self.extraction.blocks.append(paragraph)
+                if self.extraction.sources is not None:
+                    self.extraction.sources.append(
+                        list(zip(self._sources, self._parts, strict=True))
+                    )
         self._parts.clear()
+        self._sources.clear()
         self._has_text = False
 
 

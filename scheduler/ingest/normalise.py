@@ -44,6 +44,43 @@ def clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def clean_with_positions(text: str) -> tuple[str, list[int]]:
+    """Return :func:`clean` of ``text`` and, for each of its characters, where it was in ``text``.
+
+    A collapsed run of whitespace is the position of its first character; a
+    character NFC composed from several, that of the first of them.
+    """
+    kept = [(n, char) for n, char in enumerate(text) if not _INVISIBLE.match(char)]
+    if not unicodedata.is_normalized("NFC", "".join(char for _, char in kept)):
+        kept = _composed(kept)
+    out: list[str] = []
+    positions: list[int] = []
+    space: int | None = None
+    for n, char in kept:
+        if char.isspace():
+            if out and space is None:
+                space = n
+            continue
+        if space is not None:
+            out.append(" ")
+            positions.append(space)
+            space = None
+        out.append(char)
+        positions.append(n)
+    return "".join(out), positions
+
+
+def _composed(kept: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """NFC cluster by cluster (a starter and the marks after it), each at its first position."""
+    clusters: list[tuple[int, str]] = []
+    for n, char in kept:
+        if clusters and unicodedata.combining(char):
+            clusters[-1] = (clusters[-1][0], clusters[-1][1] + char)
+        else:
+            clusters.append((n, char))
+    return [(n, char) for n, cluster in clusters for char in unicodedata.normalize("NFC", cluster)]
+
+
 def block(text: str, level: int = 0) -> Block | None:
     """Return ``text`` as a normalised block, or ``None`` when nothing in it is speakable."""
     text = clean(text)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ttsbatch.audio.encoding import Mark, encode_file
 from ttsbatch.audio.mastering import Gain, Measured, Target, calibrate
+from ttsbatch.audio.readalong import Audio, Front, SourceMap, Spoken, build_book
 from ttsbatch.audio.stitching import Placement, total_samples
 from ttsbatch.audio.timeline import chapter_spans
-from ttsbatch.models import AudioReport, BookInfo, Cover, DocumentPlan, JobOptions
+from ttsbatch.models import AudioFormat, AudioReport, BookInfo, Cover, DocumentPlan, JobOptions
 
 #: The output kind of the whole document's audio; a chapter's file is its number, ``001``….
 AUDIO = "audio"
@@ -110,3 +112,95 @@ def finish_document(
             )
             files[f"{number:03d}"] = part
     return report, files
+
+
+#: The output kind of a document's read-along book (``<doc>.epub``).
+READ_ALONG = "epub"
+#: Formats EPUB reading systems play (EPUB 3 core media types audio/mpeg, audio/mp4),
+#: and what the book's audio file is called inside it.
+_EPUB_AUDIO = {AudioFormat.MP3: ("audio/mpeg", "mp3"), AudioFormat.M4B: ("audio/mp4", "m4a")}
+
+
+def finish_read_along(
+    pcm: Path,
+    folder: Path,
+    *,
+    plan: DocumentPlan,
+    options: JobOptions,
+    placements: Sequence[Placement],
+    rate: int,
+    text: str,
+    spoken: Spoken,
+    modified: str,
+    encoded: Path | None = None,
+    source: tuple[bytes, SourceMap] | None = None,
+    cover: Cover | None = None,
+    offset: int = 0,
+) -> Path:
+    """Write the document's read-along EPUB into ``folder``; return its path.
+
+    Its audio is the job's own file when readers play that format (``encoded``,
+    an MP3 or M4B); for WAV, PCM, Opus and FLAC jobs an MP3 is encoded from
+    ``pcm`` at the format's defaults, unmastered (a WAV job's samples as they
+    are): MP3 is the media type every EPUB 3 reading system plays.
+
+    Args:
+        pcm: The stitched s16 mono PCM (from byte ``offset``).
+        folder: Where the files are written (``readalong.mp3``, ``readalong.epub``).
+        plan: The document.
+        options: The job's options.
+        placements: The document's chunks on its timeline.
+        rate: The sample rate.
+        text: The document's text.
+        spoken: Its units and words, collected as its timeline was written.
+        modified: When the book was made (``CCYY-MM-DDThh:mm:ssZ``).
+        encoded: The job's whole encoded file, if any.
+        source: An EPUB input's bytes and its map (planning kept them).
+        cover: The document's cover.
+        offset: Bytes before the first sample (a WAV header).
+    """
+    fmt = options.audio_format
+    info = book_info(plan, options)
+    if encoded is not None and fmt in _EPUB_AUDIO:
+        media_type, suffix = _EPUB_AUDIO[fmt]
+        audio = Audio(encoded, media_type, suffix)
+    else:
+        path = folder / "readalong.mp3"
+        encode_file(
+            pcm,
+            path,
+            fmt=AudioFormat.MP3,
+            rate=rate,
+            span=(0, total_samples(placements)),
+            offset=offset,
+            gain=None,
+            marks=marks(plan, placements, info.title or plan.name),
+            info=info,
+        )
+        audio = Audio(path, *_EPUB_AUDIO[AudioFormat.MP3])
+    front = Front(
+        title=info.title or plan.name,
+        language=info.language or "und",
+        identifier=f"urn:sha256:{plan.source_sha256}",
+        modified=modified,
+        author=info.author,
+        narrator=info.narrator,
+    )
+    out = folder / "readalong.epub"
+    build_book(
+        out,
+        text=text,
+        chapters=plan.chapters,
+        spoken=spoken,
+        front=front,
+        audio=audio,
+        cover=cover,
+        source=source,
+    )
+    return out
+
+
+def epub_time(created_at: str) -> str:
+    """Return an ISO 8601 time as EPUB's ``dcterms:modified`` wants it (UTC, ``Z``, seconds)."""
+    moment = datetime.fromisoformat(created_at).astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

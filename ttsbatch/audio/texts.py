@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from ttsbatch.audio import subtitles
+from ttsbatch.audio.readalong.timing import Spoken
 from ttsbatch.audio.stitching import Placement
 from ttsbatch.audio.timeline import (
     document_timing,
@@ -61,9 +62,19 @@ class ChunkTexts:
     executor as each chunk arrives.
     """
 
-    def __init__(self, text: str, rate: int, *, words: Sink, srt: Sink, vtt: Sink) -> None:
+    def __init__(
+        self,
+        text: str,
+        rate: int,
+        *,
+        words: Sink,
+        srt: Sink,
+        vtt: Sink,
+        spoken: Spoken | None = None,
+    ) -> None:
         self.text = text
         self.rate = rate
+        self.spoken = spoken  # a read-along book's units and words, collected as they pass
         self.words, self.srt, self.vtt = words, srt, vtt
         self.cues = 0
         self.first_word = True
@@ -73,6 +84,8 @@ class ChunkTexts:
         """Write the words and subtitle cues of the next chunk."""
         words = timed_words(chunk, record, place, self.rate)
         timed = timed_chunk(chunk, place, self.rate)
+        if self.spoken is not None:
+            self.spoken.add(chunk, timed, words)
         srt: list[str] = []
         vtt: list[str] = []
         for cue in subtitles.chunk_cues(chunk, timed, words, self.text):

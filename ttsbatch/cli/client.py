@@ -33,6 +33,7 @@ from ttsbatch.models import (
     Estimate,
     JobOptions,
     LoudnessPreset,
+    ReadAlongUnit,
 )
 from ttsbatch.settings import ENGINES, Settings
 
@@ -129,6 +130,8 @@ class AudioChoice:
     split_chapters: bool = False
     info: BookInfo = field(default_factory=BookInfo)
     cover: Cover | None = None
+    read_along: bool = False
+    read_along_unit: ReadAlongUnit = "sentence"
 
     def job_options(self) -> dict[str, object]:
         """Return the :class:`~ttsbatch.models.JobOptions` fields of this choice."""
@@ -139,6 +142,8 @@ class AudioChoice:
             "split_chapters": self.split_chapters,
             "info": self.info,
             "cover_sha256": hashlib.sha256(self.cover.data).hexdigest() if self.cover else None,
+            "read_along": self.read_along,
+            "read_along_unit": self.read_along_unit,
         }
 
     def request_fields(self) -> dict[str, object]:
@@ -150,6 +155,8 @@ class AudioChoice:
             "bitrate_kbps": self.bitrate_kbps,
             "split_chapters": True if self.split_chapters else None,
             "info": info or None,
+            "read_along": True if self.read_along else None,
+            "read_along_unit": self.read_along_unit if self.read_along else None,
         }
 
 
@@ -165,6 +172,8 @@ def _audio_choice(values: dict[str, Any]) -> AudioChoice:
                 f" format: --format one of"
                 f" {', '.join(f.value for f in AudioFormat if f.encoded)}"
             )
+    if values["read_along_unit"] and not values["read_along"]:
+        raise click.UsageError("--read-along-unit needs --read-along")
     if fmt is AudioFormat.FLAC and values["bitrate"]:
         raise click.UsageError("--bitrate does not apply to flac (lossless): leave it out")
     try:
@@ -179,6 +188,8 @@ def _audio_choice(values: dict[str, Any]) -> AudioChoice:
         split_chapters=values["split_chapters"],
         info=info,
         cover=values.get("cover"),
+        read_along=bool(values["read_along"]),
+        read_along_unit=values["read_along_unit"] or "sentence",
     )
 
 
@@ -213,6 +224,17 @@ def audio_options(*, cover: bool = True) -> Callable[[Callable[..., Any]], Calla
         click.option(
             "--split-chapters", is_flag=True, help="Also write each chapter as a file of its own."
         ),
+        click.option(
+            "--read-along",
+            is_flag=True,
+            help="Also write NAME.epub: an EPUB 3 whose text highlights as the audio plays"
+            " (Media Overlays).",
+        ),
+        click.option(
+            "--read-along-unit",
+            type=click.Choice(["sentence", "word"]),
+            help="What the read-along book highlights [sentence].",
+        ),
         click.option("--title", help="Title tag [the source's, else the file's name]."),
         click.option("--author", help="Author tag [the source's]."),
         click.option("--narrator", help="Narrator tag."),
@@ -227,7 +249,16 @@ def audio_options(*, cover: bool = True) -> Callable[[Callable[..., Any]], Calla
                 help="Cover image, JPEG or PNG [the source's, e.g. an EPUB's].",
             )
         )
-    names = ("audio_format", "loudness", "bitrate", "split_chapters", *_INFO_OPTIONS, "cover")
+    names = (
+        "audio_format",
+        "loudness",
+        "bitrate",
+        "split_chapters",
+        "read_along",
+        "read_along_unit",
+        *_INFO_OPTIONS,
+        "cover",
+    )
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(command)

@@ -25,8 +25,10 @@ from typing import BinaryIO
 
 from ttsbatch import keys
 from ttsbatch.audio import stitching
-from ttsbatch.audio.finishing import finish_document
+from ttsbatch.audio.finishing import AUDIO as FINISHED
+from ttsbatch.audio.finishing import READ_ALONG, epub_time, finish_document, finish_read_along
 from ttsbatch.audio.mastering import Meter, read_blocks
+from ttsbatch.audio.readalong import Spoken
 from ttsbatch.audio.stitching import SAMPLE_WIDTH, Placement
 from ttsbatch.audio.texts import ChunkTexts, document_head
 from ttsbatch.audio.timeline import JSON_END, json_start
@@ -45,6 +47,7 @@ from ttsbatch.storage import ObjectPart
 from ttsbatch.storage.files import FILE_MODE, write_all
 from ttsbatch.storage.local import LocalStore
 from ttsbatch.usage import UsageCounter
+from worker.finalize import read_along_source
 
 AUDIO, JOURNAL, WORDS, SRT, VTT = (
     "audio.part",
@@ -72,6 +75,9 @@ class Assembly:
         self.pauses = manifest.options.pauses
         self.header = HEADER_SIZE if self.format is AudioFormat.WAV else 0
         self.mastered = self.format.encoded and manifest.options.loudness_target() is not None
+        self.created_at = manifest.created_at
+        self.text = text
+        self.spoken = Spoken(self.options.read_along_unit) if self.options.read_along else None
         self._meter: Meter | None = None
         self.report: AudioReport | None = None
         self.usage = UsageCounter()  # of every chunk placed, those of earlier runs too
@@ -95,7 +101,7 @@ class Assembly:
                 self._path(name).unlink(missing_ok=True)
                 self._sinks.append(self._path(name).open("wb"))
             words, srt, vtt = self._sinks
-            self._texts = ChunkTexts(text, 0, words=words, srt=srt, vtt=vtt)
+            self._texts = ChunkTexts(text, 0, words=words, srt=srt, vtt=vtt, spoken=self.spoken)
             self._resume(records)
         except BaseException:
             self.close()
@@ -157,7 +163,31 @@ class Assembly:
             outputs.update(self._encode())
         else:
             self.store.download(self._key(AUDIO), self.store.path(outputs["audio"]))
+        if self.spoken is not None:
+            outputs[READ_ALONG] = self._read_along(self.spoken)
         return outputs
+
+    def _read_along(self, spoken: Spoken) -> str:
+        """Make the read-along EPUB beside the audio (as finalize does); publish it; return its key."""
+        whole = self._path(f"{FINISHED}.{self.format.value}")
+        book = finish_read_along(
+            self._path(AUDIO),
+            self._path(""),
+            plan=self.plan,
+            options=self.options,
+            placements=self.placements,
+            rate=self.rate,
+            text=self.text,
+            spoken=spoken,
+            modified=epub_time(self.created_at),
+            encoded=whole if self.format.encoded else None,
+            source=read_along_source(self.store, self.job_id, self.plan),
+            cover=read_cover(self.store, self.job_id, self.plan),
+            offset=self.header,
+        )
+        key = keys.output_key(self.job_id, self.plan.doc, READ_ALONG)
+        self.store.download(self._key(book.name), self.store.path(key))
+        return key
 
     def _encode(self) -> dict[str, str]:
         """Master and encode the finished PCM beside it; publish the files; return their keys."""
