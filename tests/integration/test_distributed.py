@@ -164,6 +164,15 @@ def test_a_job_wiped_from_redis_mid_run_is_resumed_from_the_store_alone(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "succeeded" in resumed.stdout
     assert_same_outputs(out, reference(book))
+    shown = subprocess.run(
+        [sys.executable, "-m", "ttsbatch.cli.cluster", "status", job_id],
+        env=harness.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "billed:" in shown.stdout and "characters sent" in shown.stdout, shown.stdout
 
     counts = harness.requests_by_text()
     texts = chunk_texts(manifest, book)

@@ -163,6 +163,7 @@ def cancel(job_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(job_id: str, as_json: bool) -> None:
     """Show JOB's status, progress and errors."""
+    from ttsbatch.cli.costs import usage_line  # noqa: PLC0415
     from ttsbatch.executors.distributed import job_status  # noqa: PLC0415 - keeps --help fast
     from ttsbatch.executors.progress import clock  # noqa: PLC0415
 
@@ -191,10 +192,14 @@ def status(job_id: str, as_json: bool) -> None:
             "last_errors": dict(snapshot.errors),
             "live": True,
         }
+    if manifest.usage is not None:
+        info["usage"] = manifest.usage.model_dump(mode="json")
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
     click.echo(f"job {job_id}: {info['status']}")
+    if manifest.usage is not None:
+        click.echo(f"  {usage_line(manifest.usage)}")
     if snapshot is None:
         click.echo(
             f"  {total} chunks; no live state in Redis (`ttsbatch resume {job_id}` rebuilds it)"
