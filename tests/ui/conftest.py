@@ -21,8 +21,15 @@ import pytest
 from tests.integration.conftest import make_harness, own_redis  # noqa: F401 - fixtures
 
 CHROMIUM = Path("/usr/bin/chromium")
-#: Flags of a headless Chromium in a container (no sandbox: CI runs as root).
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--mute-audio"]
+#: Flags of a headless Chromium in a container (no sandbox: CI runs as root); muted, and
+#: allowed to play without a click (the tests press play from a script).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--mute-audio",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 _screenshots: list[Path] = []
 

@@ -89,104 +89,108 @@ def test_sign_in_submit_listen_and_follow_the_words_in_chromium(
         context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=url)
         urls: list[str] = []
         context.on("request", lambda request: urls.append(request.url))
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
 
-        # Sign in: a password field, the key in a POST body, a session cookie.
-        page.goto("/ui/")
-        assert page.get_attribute("input[name=key]", "type") == "password"
-        page.fill("input[name=key]", "not-the-key")
-        page.click("button[type=submit]")
-        assert "not one of this server" in page.inner_text(".error")
-        page.fill("input[name=key]", KEY)
-        page.click("button[type=submit]")
-        page.wait_for_selector("#submit-form")
-        assert page.evaluate("document.cookie") == ""  # HttpOnly: no script sees the key
+            # Sign in: a password field, the key in a POST body, a session cookie.
+            page.goto("/ui/")
+            assert page.get_attribute("input[name=key]", "type") == "password"
+            page.fill("input[name=key]", "not-the-key")
+            page.click("button[type=submit]")
+            assert "not one of this server" in page.inner_text(".error")
+            page.fill("input[name=key]", KEY)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#submit-form")
+            assert page.evaluate("document.cookie") == ""  # HttpOnly: no script sees the key
 
-        # Submit the book through the form; watch it succeed on the page.
-        page.set_input_files("#f-files", str(book))
-        page.fill("#f-name", "gull-rock")
-        page.select_option("#f-engine", str(engine.engine))
-        page.fill("#f-model", str(engine.model))
-        page.fill("#f-voice", str(engine.voice))
-        page.click("#f-estimate")
-        page.wait_for_selector("#f-result:has-text('Estimate')", timeout=STEP_MS)
-        page.click("#f-submit")
-        page.wait_for_selector("#f-result:has-text('Accepted')", timeout=STEP_MS)
-        page.wait_for_selector('li.job[data-status="succeeded"]', timeout=60_000)
-        job_id = page.get_attribute("li.job", "data-id")
-        assert job_id
-        page.screenshot(path=str(screenshots / "jobs.png"), full_page=True)
+            # Submit the book through the form; watch it succeed on the page.
+            page.set_input_files("#f-files", str(book))
+            page.fill("#f-name", "gull-rock")
+            page.select_option("#f-engine", str(engine.engine))
+            page.fill("#f-model", str(engine.model))
+            page.fill("#f-voice", str(engine.voice))
+            page.click("#f-estimate")
+            page.wait_for_selector("#f-result:has-text('Estimate')", timeout=STEP_MS)
+            page.click("#f-submit")
+            page.wait_for_selector("#f-result:has-text('Accepted')", timeout=STEP_MS)
+            page.wait_for_selector('li.job[data-status="succeeded"]', timeout=60_000)
+            job_id = page.get_attribute("li.job", "data-id")
+            assert job_id
+            page.screenshot(path=str(screenshots / "jobs.png"), full_page=True)
 
-        # The player: chapters, and the first chapter's words.
-        page.click("li.job >> text=Listen")
-        page.wait_for_url(f"**/ui/jobs/{job_id}")
-        page.wait_for_selector("#text .w", timeout=STEP_MS)
-        titles = page.locator("#chapters button .chapter-name").all_inner_texts()
-        assert titles == ["The Keeper", "The Storm"]
-        chapters = page.evaluate(
-            "url => fetch(url).then(r => r.json())",
-            f"/v1/jobs/{job_id}/documents",
-        )["documents"][0]["chapters"]
-        first, second = (
-            page.evaluate("url => fetch(url).then(r => r.json())", chapter["url"])
-            for chapter in chapters
-        )
-        assert first["final"] and second["final"] and first["audio"] == second["audio"]
-        assert page.locator("#text .w").count() == len(first["words"])
+            # The player: chapters, and the first chapter's words.
+            page.click("li.job >> text=Listen")
+            page.wait_for_url(f"**/ui/jobs/{job_id}")
+            page.wait_for_selector("#text .w", timeout=STEP_MS)
+            titles = page.locator("#chapters button .chapter-name").all_inner_texts()
+            assert titles == ["The Keeper", "The Storm"]
+            chapters = page.evaluate(
+                "url => fetch(url).then(r => r.json())",
+                f"/v1/jobs/{job_id}/documents",
+            )["documents"][0]["chapters"]
+            first, second = (
+                page.evaluate("url => fetch(url).then(r => r.json())", chapter["url"])
+                for chapter in chapters
+            )
+            assert first["final"] and second["final"] and first["audio"] == second["audio"]
+            assert page.locator("#text .w").count() == len(first["words"])
 
-        # A seek while paused marks exactly the word spoken there.
-        index = len(first["words"]) // 2
-        start, end = first["words"][index][:2]
-        seek(page, (start + end) / 2)
-        wait_for_current(page, index)
+            # A seek while paused marks exactly the word spoken there.
+            index = len(first["words"]) // 2
+            start, end = first["words"][index][:2]
+            seek(page, (start + end) / 2)
+            wait_for_current(page, index)
 
-        # Another chapter: from the list, then a click on one of its words seeks there.
-        page.click("#chapters button:has-text('The Storm')")
-        page.wait_for_function(
-            "n => document.querySelectorAll('#text .w').length === n",
-            arg=len(second["words"]),
-            timeout=STEP_MS,
-        )
-        assert page.inner_text("#chapter-title") == "The Storm"
-        word = 5
-        page.click(f'#text .w[data-i="{word}"]')
-        wait_for_current(page, word)
-        position = page.evaluate("document.getElementById('audio').currentTime")
-        assert abs(position - second["words"][word][0]) < 0.01
-        page.screenshot(path=str(screenshots / "player.png"), full_page=True)
+            # Another chapter: from the list, then a click on one of its words seeks there.
+            page.click("#chapters button:has-text('The Storm')")
+            page.wait_for_function(
+                "n => document.querySelectorAll('#text .w').length === n",
+                arg=len(second["words"]),
+                timeout=STEP_MS,
+            )
+            assert page.inner_text("#chapter-title") == "The Storm"
+            word = 5
+            page.click(f'#text .w[data-i="{word}"]')
+            wait_for_current(page, word)
+            position = page.evaluate("document.getElementById('audio').currentTime")
+            assert abs(position - second["words"][word][0]) < 0.01
+            page.screenshot(path=str(screenshots / "player.png"), full_page=True)
 
-        # A seek into the first chapter, while the second is shown, brings the first back.
-        start, end = first["words"][3][:2]
-        seek(page, (start + end) / 2)
-        page.wait_for_function(
-            "() => document.getElementById('chapter-title').textContent === 'The Keeper'",
-            timeout=STEP_MS,
-        )
-        wait_for_current(page, 3)
-        assert current_words(page) == [3]
+            # A seek into the first chapter, while the second is shown, brings the first back.
+            start, end = first["words"][3][:2]
+            seek(page, (start + end) / 2)
+            page.wait_for_function(
+                "() => document.getElementById('chapter-title').textContent === 'The Keeper'",
+                timeout=STEP_MS,
+            )
+            wait_for_current(page, 3)
+            assert current_words(page) == [3]
 
-        # Another tenant's job: a 404 page, and a 404 from the API with this session.
-        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {OTHER_KEY}"}) as api:
-            other = api.post("/v1/jobs", json={"input": "Not yours.", **engine.model_dump()})
-            assert other.status_code == 202, other.text
-            other_id = other.json()["id"]
-        answer = page.goto(f"/ui/jobs/{other_id}")
-        assert answer is not None and answer.status == 404
-        assert "No such job" in page.inner_text("h1")
-        assert page.request.get(f"/v1/jobs/{other_id}").status == 404
-        assert page.request.get(f"/v1/jobs/{other_id}/documents").status == 404
+            # Another tenant's job: a 404 page, and a 404 from the API with this session.
+            with httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {OTHER_KEY}"}
+            ) as api:
+                other = api.post("/v1/jobs", json={"input": "Not yours.", **engine.model_dump()})
+                assert other.status_code == 202, other.text
+                other_id = other.json()["id"]
+            answer = page.goto(f"/ui/jobs/{other_id}")
+            assert answer is not None and answer.status == 404
+            assert "No such job" in page.inner_text("h1")
+            assert page.request.get(f"/v1/jobs/{other_id}").status == 404
+            assert page.request.get(f"/v1/jobs/{other_id}/documents").status == 404
 
-        # Signed out, a player link asks for the key, then comes back to the player.
-        page.goto("/ui/")
-        page.click("text=Sign out")
-        page.wait_for_selector("input[name=key]")
-        page.goto(f"/ui/jobs/{job_id}")
-        page.fill("input[name=key]", KEY)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"**/ui/jobs/{job_id}")
+            # Signed out, a player link asks for the key, then comes back to the player.
+            page.goto("/ui/")
+            page.click("text=Sign out")
+            page.wait_for_selector("input[name=key]")
+            page.goto(f"/ui/jobs/{job_id}")
+            page.fill("input[name=key]", KEY)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"**/ui/jobs/{job_id}")
 
-        assert urls and not [u for u in urls if KEY in u]
-        assert errors == []
-        context.close()
+            assert urls and not [u for u in urls if KEY in u]
+            assert errors == []
+        finally:
+            context.close()  # before the server stops: no event stream left open

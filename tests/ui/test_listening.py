@@ -1,0 +1,117 @@
+"""Listen while it renders, in the page: a running job's ready chapter plays in Chromium.
+
+The imitation provider holds every request of the book's last chapter (its
+``hold`` option) while the test listens to the first in the player: the
+chapter list says which chapters are ready, the first plays from its preview
+(the chapter's own WAV, read by byte ranges) with its words following the
+audio, and the held one cannot be chosen. Released, the job succeeds on the
+page, its downloads appear, and the chapter now plays from the finished file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from scheduler.api import create_app
+from tests.integration.conftest import OPTIONS, Harness
+from tests.integration.test_api_end_to_end import serve, wait_for_workers
+from tests.scheduler.api.conftest import plan_here
+from ttsbatch.settings import ApiSettings
+
+pytestmark = pytest.mark.integration
+
+KEY = "listening-browser-key"
+#: Every sentence of the last chapter says "zebra": the provider holds those requests.
+BOOK = """CHAPTER I. Morning
+
+The sun came up over the hills. A dog barked twice. The farmer went out to the field.
+
+CHAPTER II. Noon
+
+The field was hot and dry. Nobody spoke at lunch. The bell rang once.
+
+CHAPTER III. Night
+
+A zebra stood by the gate. The zebra did not move. Then the zebra slept.
+"""
+STEP_MS = 30_000
+
+
+def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
+    browser: Any, make_harness: Callable[..., Harness]
+) -> None:
+    harness = make_harness(hold=r"\bzebra\b", hold_timeout=60)
+    harness.workers.start(1, TTSBATCH_PROVIDER_TIMEOUT="60")
+    wait_for_workers(harness, 1)
+    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
+    app = plan_here(create_app(settings, store=harness.store))
+    engine = OPTIONS.engine
+    with (
+        serve(app) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as api,
+    ):
+        body = {"input": BOOK, "name": "book", "max_chars": 80, **engine.model_dump()}
+        answer = api.post("/v1/jobs", json=body)
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+
+        context = browser.new_context(base_url=url)
+        try:
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(f"/ui/jobs/{job_id}")  # signed out: the form, then back to the player
+            page.fill("input[name=key]", KEY)
+            page.click("button[type=submit]")
+            page.wait_for_url(f"**/ui/jobs/{job_id}")
+
+            # Chapter I is shown and playable while chapter III is still rendering.
+            page.wait_for_selector("#text .w", timeout=STEP_MS)
+            assert page.inner_text("#chapter-title") == "CHAPTER I. Morning"
+            held = page.locator('#chapters button[data-index="2"]')
+            page.wait_for_function(
+                "() => document.querySelector('#chapters button[data-index=\"2\"]')?.disabled",
+                timeout=STEP_MS,
+            )
+            assert "rendering" in held.inner_text()
+            assert page.text_content("#job-status") == "running"
+            source = page.evaluate("document.getElementById('audio').currentSrc")
+            assert source.endswith(f"/v1/jobs/{job_id}/documents/book/chapters/0/audio")
+
+            # It plays, and the highlight follows the audio past the first words.
+            page.evaluate("document.getElementById('audio').play()")
+            page.wait_for_function(
+                """() => {
+                    const audio = document.getElementById('audio');
+                    const marked = document.querySelectorAll('#text [aria-current="true"]');
+                    return !audio.paused && audio.currentTime > 1 && marked.length === 1
+                        && Number(marked[0].dataset.i) > 2;
+                }""",
+                timeout=STEP_MS,
+            )
+            page.evaluate("document.getElementById('audio').pause()")
+            assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
+
+            # Released, the job succeeds on the page; the chapter then plays from the finished file.
+            harness.provider.state.release()
+            page.wait_for_selector("#job-status:has-text('succeeded')", timeout=STEP_MS)
+            page.wait_for_selector("#downloads a:has-text('book.wav')", timeout=STEP_MS)
+            page.wait_for_function(
+                "() => !document.querySelector('#chapters button[data-index=\"2\"]').disabled",
+                timeout=STEP_MS,
+            )
+            page.click('#chapters button[data-index="2"]')
+            page.wait_for_function(
+                "() => document.getElementById('chapter-title').textContent === 'CHAPTER III. Night'",
+                timeout=STEP_MS,
+            )
+            source = page.evaluate("document.getElementById('audio').currentSrc")
+            assert source.endswith(f"/v1/jobs/{job_id}/files/book.wav")
+            assert errors == []
+        finally:
+            context.close()  # before the server stops: no event stream left open
