@@ -20,6 +20,7 @@ import bisect
 import io
 import posixpath
 import zipfile
+from urllib.parse import unquote
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -215,7 +216,7 @@ def _doctypes(
     """Give every XHTML document EPUB 3's ``<!DOCTYPE html>`` (those kept as they were too)."""
     base = posixpath.dirname(opf_path)
     for item in _items(package):
-        path = posixpath.normpath(posixpath.join(base, item.get("href") or ""))
+        path = _item_path(base, item)
         if item.get("media-type") not in _XHTML_TYPES or path in changed:
             continue
         try:
@@ -241,7 +242,7 @@ def _nav_from_ncx(
         (i for i in _items(package) if i.get("media-type") == "application/x-dtbncx+xml"), None
     )
     if ncx_item is not None:
-        ncx_path = posixpath.normpath(posixpath.join(base, ncx_item.get("href") or ""))
+        ncx_path = _item_path(base, ncx_item)
         try:
             ncx = etree.fromstring(archive.read(ncx_path), _PARSER)
         except (KeyError, etree.XMLSyntaxError):
@@ -253,7 +254,7 @@ def _nav_from_ncx(
         for itemref in package.iterfind(f"{{{OPF_NS}}}spine/{{{OPF_NS}}}itemref"):
             item = next((i for i in _items(package) if i.get("id") == itemref.get("idref")), None)
             if item is not None:
-                path = posixpath.normpath(posixpath.join(base, item.get("href") or ""))
+                path = _item_path(base, item)
                 li = etree.SubElement(entries, f"{{{XHTML_NS}}}li")
                 link = etree.SubElement(li, f"{{{XHTML_NS}}}a", href=relative(path, nav_path))
                 link.text = posixpath.basename(path)
@@ -270,13 +271,18 @@ def _points(parent: etree._Element, into: etree._Element, ncx_path: str, nav_pat
         if not src:
             continue
         path, _, fragment = src.partition("#")
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(ncx_path), path))
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(ncx_path), unquote(path)))
         href = relative(target, nav_path) + (f"#{fragment}" if fragment else "")
         item = etree.SubElement(into, f"{{{XHTML_NS}}}li")
         etree.SubElement(item, f"{{{XHTML_NS}}}a", href=href).text = label or "—"
         if point.find(f"{{{_NCX_NS}}}navPoint") is not None:
             nested = etree.SubElement(item, f"{{{XHTML_NS}}}ol")
             _points(point, nested, ncx_path, nav_path)
+
+
+def _item_path(base: str, item: etree._Element) -> str:
+    """The archive path of a manifest item (its href is a URL relative to the package)."""
+    return posixpath.normpath(posixpath.join(base, unquote(item.get("href") or "")))
 
 
 def _text_of(element: etree._Element) -> str:
@@ -307,7 +313,7 @@ def _package(
     meta(metadata, "dcterms:modified", front.modified)
     overlay_metadata(metadata, overlays, narrator=front.narrator)
     for item in _items(package):
-        path = posixpath.normpath(posixpath.join(base, item.get("href") or ""))
+        path = _item_path(base, item)
         if path in overlay_of:
             item.set("media-overlay", overlay_of[path])
     for path, item_id, media_type, properties in added:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
+from urllib.parse import quote
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,8 +62,11 @@ def root_element(tag: str, namespace: str) -> etree._Element:
 
 
 def relative(path: str, start_file: str) -> str:
-    """Return archive path ``path`` relative to the folder of archive file ``start_file``."""
-    return posixpath.relpath(path, posixpath.dirname(start_file) or ".")
+    """Return archive path ``path`` as a URL relative to the folder of archive file ``start_file``.
+
+    Hrefs are URLs: a space in a file's name is ``%20`` (OCF 3.3, 4.2.4).
+    """
+    return quote(posixpath.relpath(path, posixpath.dirname(start_file) or "."), safe="/")
 
 
 def smil(clips: Sequence[Clip], *, smil_path: str, audio_path: str, text_path: str) -> bytes:

@@ -1,0 +1,121 @@
+"""The read-along book's pure parts: clips, clock values, spans in kept XHTML, the archive.
+
+Unit tests over data (no synthesis): the end to end runs, with epubcheck,
+are in ``tests/ttsbatch/test_readalong_synth.py``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from lxml import etree
+
+from ttsbatch.audio.readalong.anchors import parse_xhtml, wrap
+from ttsbatch.audio.readalong.parts import write_archive
+from ttsbatch.audio.readalong.timing import Clip, Spoken, clock, contiguous
+from ttsbatch.models import BreakKind, ChunkSpan, Span, TimedChunk, TimedWord
+
+
+def test_a_clip_runs_to_the_next_ones_start_and_the_last_ends_with_its_words() -> None:
+    clips = [
+        Clip(0, 5, 0, 900_000),
+        Clip(6, 9, 1_150_000, 1_800_000),
+        Clip(10, 12, 2_000_000, 2_400_000),
+    ]
+    assert [(c.begin, c.end) for c in contiguous(clips)] == [
+        (0, 1_150_000),
+        (1_150_000, 2_000_000),
+        (2_000_000, 2_400_000),
+    ]
+
+
+def test_a_clip_that_would_run_backwards_or_be_empty_is_dropped() -> None:
+    clips = [Clip(0, 5, 1_000_000, 1_200_000), Clip(6, 9, 1_000_000, 1_300_000)]
+    assert [(c.begin, c.end) for c in contiguous(clips)] == [(1_000_000, 1_300_000)]
+
+
+def test_clock_values_are_smil_full_clock_values_to_the_microsecond() -> None:
+    assert clock(0) == "0:00:00.000000"
+    assert clock(3_723_000_001) == "1:02:03.000001"
+    assert clock(36 * 3_600_000_000 + 59_999_999) == "36:00:59.999999"
+
+
+def _chunk(text: str, start: int, end: int, sentences: list[tuple[int, int]]) -> ChunkSpan:
+    return ChunkSpan(
+        index=0,
+        char_start=start,
+        char_end=end,
+        break_after=BreakKind.END,
+        sentences=tuple(Span(char_start=a, char_end=b) for a, b in sentences),
+    )
+
+
+def test_sentences_take_their_words_times_and_a_chunk_without_words_is_one_unit() -> None:
+    text = "One two. Three."
+    chunk = _chunk(text, 0, len(text), [(0, 8), (9, 15)])
+    timed = TimedChunk(index=0, start=0.5, end=2.0, char_start=0, char_end=len(text))
+    words = [
+        TimedWord(text="One", start=0.5, end=0.7, char_start=0, char_end=3),
+        TimedWord(text="two.", start=0.75, end=1.0, char_start=4, char_end=8),
+        TimedWord(text="Three.", start=1.3, end=1.9, char_start=9, char_end=15),
+    ]
+    spoken = Spoken("sentence")
+    spoken.add(chunk, timed, words)
+    assert spoken.units == [(0, 8), (9, 15)]
+    assert spoken.clip(0, 8) == Clip(0, 8, 500_000, 1_000_000)
+    assert spoken.clip(9, 15) == Clip(9, 15, 1_300_000, 1_900_000)
+    silent = Spoken("word")
+    silent.add(chunk, timed, [])
+    assert silent.units == [(0, len(text))]
+    assert silent.clip(0, len(text)) == Clip(0, len(text), 500_000, 2_000_000)
+
+
+XHTML = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n'
+    b'<html xmlns="http://www.w3.org/1999/xhtml"><head><title>T</title></head><body>'
+    b"<p>He said <i>no</i> twice.\n  Then left.</p></body></html>"
+)
+
+
+def _text(tree: etree._ElementTree) -> str:
+    return "".join(str(part) for part in tree.getroot().itertext())
+
+
+def test_a_sentence_across_an_inline_element_becomes_one_span_per_text_node() -> None:
+    tree = parse_xhtml(XHTML)
+    before = _text(tree)
+    nodes = list(tree.getroot().iter())
+    paragraph, italic = nodes[4], nodes[5]
+    assert paragraph.text == "He said " and italic.text == "no"
+    number = {node: n for n, node in enumerate(nodes)}
+    # The document's text "He said no twice. Then left." (whitespace collapsed).
+    segments = [
+        (0, 8, number[paragraph], 0, 0),
+        (8, 10, number[italic], 0, 0),
+        (10, 18, number[italic], 1, 0),
+        (18, 19, number[italic], 1, 7),  # the run of whitespace, at its first character
+        (19, 29, number[italic], 1, 10),
+    ]
+    made = wrap(tree, segments, [("s1", 0, 17), ("s2", 19, 29)])
+    assert made == [("s1-1", 0, 8), ("s1-2", 8, 10), ("s1-3", 10, 17), ("s2", 19, 29)]
+    assert _text(tree) == before  # nothing a reader sees has changed
+    spans = {span.get("id"): span.text for span in tree.getroot().iter("{*}span")}
+    assert spans == {"s1-1": "He said ", "s1-2": "no", "s1-3": " twice.", "s2": "Then left."}
+    assert italic.find("{*}span") is not None  # inside the element it was in: nothing moved
+
+
+def test_the_archive_opens_with_its_mimetype_stored_uncompressed(tmp_path: Path) -> None:
+    audio = tmp_path / "a.mp3"
+    audio.write_bytes(b"\xff\xfb" * 1000)
+    book = tmp_path / "book.epub"
+    write_archive(
+        book, [("EPUB/a.opf", b"<package/>"), ("EPUB/a.mp3", audio)], opf_path="EPUB/a.opf"
+    )
+    with zipfile.ZipFile(book) as archive:
+        first = archive.infolist()[0]
+        assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED
+        assert archive.read("mimetype") == b"application/epub+zip"
+        assert archive.getinfo("EPUB/a.mp3").compress_type == zipfile.ZIP_STORED
+        assert archive.read("EPUB/a.mp3") == audio.read_bytes()
+    assert book.read_bytes()[30:38] == b"mimetype"  # the name right after the first local header
