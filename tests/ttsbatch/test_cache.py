@@ -16,6 +16,7 @@ import pytest
 
 from scheduler import retention
 from scheduler.ingest import ingest_bytes
+from tests.ttsbatch.cached import put_chunk
 from ttsbatch.cache import (
     ChunkCache,
     LocalChunkCache,
@@ -28,7 +29,7 @@ from ttsbatch.dev.fakeprovider import FakeProviderConfig, RunningProvider, run_i
 from ttsbatch.executors.local import run_local
 from ttsbatch.executors.outputs import download_outputs
 from ttsbatch.keys import CACHE_PREFIX, RedisKeys
-from ttsbatch.models import ChunkRecord, Document, EngineSpec, JobOptions, Manifest, TimingSource
+from ttsbatch.models import Document, EngineSpec, JobOptions, Manifest
 from ttsbatch.settings import CacheSettings, Settings, TogetherSettings
 from ttsbatch.state import JobState
 from ttsbatch.storage.local import LocalStore
@@ -150,20 +151,6 @@ def test_a_damaged_entry_is_synthesised_again_never_stitched(
     assert len(sent(provider)) == 2
     assert files == expected
     assert manifest.usage is not None and manifest.usage.chunks_sent == 2
-
-
-def put_chunk(cache: ChunkCache, n: int) -> None:
-    """Keep a 1 000-sample chunk of ``text {n}``."""
-    pcm = bytes([n, 0]) * 1000
-    record = ChunkRecord(
-        index=0,
-        sample_rate=24000,
-        samples=1000,
-        pcm_sha256=hashlib.sha256(pcm).hexdigest(),
-        timing=TimingSource.NONE,
-        engine="together",
-    )
-    cache.put(chunk_address(ENGINE, f"text {n}"), record, pcm)
 
 
 def test_the_local_cache_forgets_the_least_recently_used_first(tmp_path: Path) -> None:

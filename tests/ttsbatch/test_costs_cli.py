@@ -6,7 +6,6 @@ request log says what was sent (and so paid for).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -16,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.ingest import ingest_text
-from ttsbatch.cache import ChunkCache, chunk_address
+from tests.ttsbatch.cached import put_chunk
+from ttsbatch.cache import ChunkCache
 from ttsbatch.dev.fakeprovider import FakeProviderConfig, run_in_thread
 from ttsbatch.dev.fakeprovider.config import Fault
 from ttsbatch.dev.fakeprovider.server import RunningProvider
-from ttsbatch.models import ChunkRecord, EngineSpec, TimingSource
 from ttsbatch.storage.local import LocalStore
 
 BIN = Path(sys.executable).parent / "ttsbatch"
@@ -125,19 +123,8 @@ def test_the_cache_command_tells_and_clears_the_deployments_cache_in_the_store(
     provider: RunningProvider, tmp_path: Path, redis_db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = LocalStore(tmp_path / "store")
-    spoken = ingest_text("One sentence to keep. Another to keep as well.", "t")
-    engine = EngineSpec(engine="together", model="hexgrad/Kokoro-82M", voice="af_heart")
     for n, scope in enumerate(("a-one", "a-two")):
-        pcm = bytes([n, 1]) * 500
-        record = ChunkRecord(
-            index=0,
-            sample_rate=24000,
-            samples=500,
-            pcm_sha256=hashlib.sha256(pcm).hexdigest(),
-            timing=TimingSource.NONE,
-            engine="together",
-        )
-        ChunkCache(store, scope).put(chunk_address(engine, spoken.text), record, pcm)
+        put_chunk(ChunkCache(store, scope), n)
     monkeypatch.setenv("TTSBATCH_STORE", str(store.root))
     monkeypatch.setenv("REDIS_URL", redis_db_url)
     stats = ttsbatch(provider, "cache", "stats", "--store")
