@@ -45,8 +45,8 @@ NO_WORKER_RETRY_AFTER = 10
 
 DESCRIPTION = """Batch text-to-speech: submit documents or corpora, follow them, collect audio
 with a word-level timeline. Every route but health and metrics needs
-`Authorization: Bearer <key>`; each key is a tenant that sees only its own jobs,
-runs and schedules."""
+`Authorization: Bearer <key>` (or the session cookie of the web page at `/ui/`);
+each key is a tenant that sees only its own jobs, runs and schedules."""
 
 
 def create_app(

@@ -373,6 +373,7 @@ class DevStack:
             ("API", f"{url} (docs {url}/docs; pid {child.process.pid}, log {child.log})")
         )
         self.lines.append(("API key", f"{key or '$TTSBATCH_API_KEY'} ({how})"))
+        self.lines.append(("web page", f"{url}/ui/ (sign in with the API key)"))
 
     def summary(self) -> str:
         """Where everything listens, the variables a client needs, and commands to try."""
