@@ -29,7 +29,7 @@ from ttsbatch.audio.readalong.parts import (
     smil,
     xhtml_bytes,
 )
-from ttsbatch.audio.readalong.timing import Clip, Spoken, clock, contiguous
+from ttsbatch.audio.readalong.timing import Clip, Spoken, by_document, clock
 from ttsbatch.models import Chapter, Cover
 
 FOLDER = "EPUB"
@@ -86,12 +86,10 @@ def generated_book(
             if clip is not None:
                 placed.append(clip)
                 owner.append(number)
-    clips = contiguous(placed)
-    by_document: list[list[Clip]] = [[] for _ in sections]
-    _assign(clips, placed, owner, by_document)
+    grouped = by_document(placed, owner, len(sections))
     files: list[tuple[str, bytes | Path]] = []
     overlays: list[tuple[str, str, int]] = []  # smil path, its id, duration
-    for number, ((path, _), mine_clips) in enumerate(zip(documents, by_document, strict=True)):
+    for number, ((path, _), mine_clips) in enumerate(zip(documents, grouped, strict=True)):
         if not mine_clips:
             continue
         smil_path = f"{FOLDER}/overlays/c{number + 1:03d}.smil"
@@ -112,15 +110,6 @@ def generated_book(
     if cover is not None:
         head.append((f"{FOLDER}/cover.{cover.suffix}", cover.data))
     return [*head, *documents, *files, (audio_path, audio.path)]
-
-
-def _assign(
-    clips: Sequence[Clip], placed: Sequence[Clip], owner: Sequence[int], out: list[list[Clip]]
-) -> None:
-    """Put each contiguous clip in its content document's overlay (matched by its target)."""
-    where = {clip.target: number for clip, number in zip(placed, owner, strict=True)}
-    for clip in clips:
-        out[where[clip.target]].append(clip)
 
 
 def _sections(text: str, chapters: Sequence[Chapter], title: str) -> list[_Section]:

@@ -20,10 +20,10 @@ import bisect
 import io
 import posixpath
 import zipfile
-from urllib.parse import unquote
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
+from urllib.parse import unquote
 
 from lxml import etree
 
@@ -41,7 +41,7 @@ from ttsbatch.audio.readalong.parts import (
     smil,
     xhtml_bytes,
 )
-from ttsbatch.audio.readalong.timing import Clip, Spoken, contiguous
+from ttsbatch.audio.readalong.timing import Clip, Spoken, by_document
 from ttsbatch.errors import InputError
 
 _CONTAINER_NS: Final = "urn:oasis:names:tc:opendocument:xmlns:container"
@@ -77,13 +77,9 @@ def kept_book(
     placed, owner = _place(
         archive, source, spoken, prefix=prefix, css_path=css_path, upgrade=upgrade, changed=changed
     )
-    clips = contiguous(placed)
-    where = {clip.target: number for clip, number in zip(placed, owner, strict=True)}
-    by_document: list[list[Clip]] = [[] for _ in source.documents]
-    for clip in clips:
-        by_document[where[clip.target]].append(clip)
+    grouped = by_document(placed, owner, len(source.documents))
     overlay_of: dict[str, str] = {}
-    for number, (document, mine) in enumerate(zip(source.documents, by_document, strict=True)):
+    for number, (document, mine) in enumerate(zip(source.documents, grouped, strict=True)):
         if not mine:
             continue
         smil_path = f"{folder}/{number + 1:03d}.smil"

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import posixpath
 import zipfile
-from urllib.parse import quote
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import quote
 
 from lxml import etree
 

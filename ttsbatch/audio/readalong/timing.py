@@ -109,3 +109,15 @@ def clock(us: int) -> str:
     minutes, second = divmod(seconds, 60)
     hours, minute = divmod(minutes, 60)
     return f"{hours}:{minute:02d}:{second:02d}.{fraction:06d}"
+
+
+def by_document(placed: Sequence[Clip], owner: Sequence[int], documents: int) -> list[list[Clip]]:
+    """Make ``placed`` contiguous across the whole book, then split it by content document.
+
+    ``owner`` names each clip's document (``0 … documents - 1``), in reading order.
+    """
+    where = {clip.target: number for clip, number in zip(placed, owner, strict=True)}
+    grouped: list[list[Clip]] = [[] for _ in range(documents)]
+    for clip in contiguous(placed):
+        grouped[where[clip.target]].append(clip)
+    return grouped
