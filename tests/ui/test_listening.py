@@ -42,6 +42,15 @@ A zebra stood by the gate. The zebra did not move. Then the zebra slept.
 STEP_MS = 30_000
 
 
+def current_word(page: Any) -> int:
+    """The index of the one word marked aria-current="true"."""
+    marked = page.eval_on_selector_all(
+        '#text [aria-current="true"]', "nodes => nodes.map(n => Number(n.dataset.i))"
+    )
+    assert len(marked) == 1
+    return int(marked[0])
+
+
 def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
     browser: Any, make_harness: Callable[..., Harness]
 ) -> None:
@@ -101,6 +110,14 @@ def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
             harness.provider.state.release()
             page.wait_for_selector("#job-status:has-text('succeeded')", timeout=STEP_MS)
             page.wait_for_selector("#downloads a:has-text('book.wav')", timeout=STEP_MS)
+            # The chapter shown moves from its preview to the finished file, at the same word.
+            marked = current_word(page)
+            page.wait_for_function(
+                "() => document.getElementById('audio').currentSrc.endsWith('/files/book.wav')",
+                timeout=STEP_MS,
+            )
+            assert page.inner_text("#chapter-title") == "CHAPTER I. Morning"
+            assert current_word(page) == marked
             page.wait_for_function(
                 "() => !document.querySelector('#chapters button[data-index=\"2\"]').disabled",
                 timeout=STEP_MS,

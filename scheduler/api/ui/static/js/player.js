@@ -61,6 +61,22 @@ async function loadDocuments() {
   if (state.doc) state.doc = state.documents.find((d) => d.name === state.doc.name) || state.doc;
   renderTabs();
   renderChapters();
+  const shown = state.chapter;
+  if (shown && !shown.final && state.doc?.audio) await moveToFinishedAudio(shown);
+}
+
+/**
+ * The document shown was stitched while one of its chapters played from its preview: go on
+ * from the same word in the finished audio (preview times plus the chapter's start are the
+ * finished audio's times, by the contract).
+ */
+async function moveToFinishedAudio(preview) {
+  const offset = audio.currentTime;
+  const playing = !audio.paused;
+  audio.pause();
+  const finished = await chapterOf(state.doc, preview.index);
+  state.chapter = null; // its words' times changed: show them again
+  await openChapter(preview.index, { at: finished.start + offset, play: playing });
 }
 
 // ——— Playback and the highlight ——————————————————————————————————————————————
