@@ -209,13 +209,14 @@ function renderTabs() {
     ...state.documents.map((doc) =>
       el(
         "button",
+        // By name: unique in a job, while a title given for the job is every document's.
         {
           type: "button",
-          role: "tab",
-          "aria-selected": String(doc.name === state.doc?.name),
+          "aria-pressed": String(doc.name === state.doc?.name),
           "data-doc": doc.name,
+          title: doc.title || doc.name,
         },
-        doc.title || doc.name,
+        doc.name,
       ),
     ),
   );
@@ -280,7 +281,9 @@ function renderJob() {
   status.textContent = job.status;
   status.className = `status status-${job.status}`;
   if (job.error) note.textContent = job.error;
-  else if (!ENDED.has(job.status)) {
+  else if (job.status === "stitching") {
+    note.textContent = "Every chunk is spoken: the finished audio is being made. Chapters play now.";
+  } else if (!ENDED.has(job.status)) {
     const p = job.progress;
     note.textContent = p.chunks_total
       ? `Rendering: ${count(p.chunks_done)} of ${count(p.chunks_total)} chunks` +
