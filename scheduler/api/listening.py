@@ -32,7 +32,7 @@ from scheduler.api.registry import JobEntry
 from scheduler.api.results import output_keys
 from scheduler.api.schemas import ChapterRef, ChapterView, DocumentList, DocumentView
 from scheduler.api.services import Services
-from scheduler.api.timelines import FinishedTimeline, Word
+from scheduler.api.timelines import FinishedTimeline, WordTimes
 from ttsbatch import keys
 from ttsbatch.audio import stitching
 from ttsbatch.audio.excerpts import ChunkBytes, Excerpt, Silence
@@ -53,11 +53,23 @@ MANIFESTS: Final = 8
 TEXTS: Final = 8
 #: Finished timelines kept (about 5 MB for Moby-Dick).
 TIMELINES: Final = 4
-#: Ready chapters' layouts and words kept (small: a chapter's words).
-PREVIEWS: Final = 64
+#: Ready chapters' layouts and words kept (about 50 kB a chapter: all of Moby-Dick's, 7 MB).
+PREVIEWS: Final = 256
+
+#: Sections of documents kept (a book's: a few hundred small objects).
+SECTIONS: Final = 16
 
 #: Statuses in which a job's manifest does not change (but for its status, read from Redis).
-_STEADY = frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED})
+#: While stitching it changes once, when the job succeeds: see :meth:`Listening._manifest`.
+_STEADY = frozenset(
+    {
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        JobStatus.STITCHING,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+    }
+)
 #: Formats whose finished file holds the stitched PCM as it is: a chapter of it is a range.
 _PLAIN = {AudioFormat.WAV: HEADER_SIZE, AudioFormat.PCM: 0}
 
@@ -66,11 +78,11 @@ DocumentStatus = Literal["pending", "running", "succeeded", "failed"]
 
 @dataclass(frozen=True, slots=True)
 class Preview:
-    """A ready chapter of a document under way: its WAV and its words (times from 0)."""
+    """A ready chapter of a document under way: its WAV, and its words (times from 0)."""
 
     excerpt: Excerpt
     duration: float
-    words: list[Word]
+    words: WordTimes
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +125,7 @@ class Listening:
         self._texts: Memo[tuple[str, str], str] = Memo(TEXTS)
         self._timelines: Memo[tuple[str, str], FinishedTimeline] = Memo(TIMELINES)
         self._previews: Memo[tuple[str, str, int], Preview] = Memo(PREVIEWS)
+        self._sections: Memo[tuple[str, str], list[Section]] = Memo(SECTIONS)
 
     @property
     def store(self) -> Store:
@@ -168,7 +181,7 @@ class Listening:
                 start=start,
                 end=end,
                 text=text,
-                words=timeline.words(section.char_start, section.char_end),
+                words=timeline.words.between(section.char_start, section.char_end),
             )
         preview = self._preview(document, section)
         return ChapterView(
@@ -179,7 +192,7 @@ class Listening:
             start=0.0,
             end=preview.duration,
             text=text,
-            words=preview.words,
+            words=preview.words.between(section.char_start, section.char_end),
         )
 
     def chapter_audio(self, entry: JobEntry, doc: str, index: int) -> ChapterAudio:
@@ -220,16 +233,19 @@ class Listening:
 
     # -- what the resources are made of -------------------------------------------
 
-    def _manifest(self, job_id: str) -> tuple[Manifest, JobStatus] | None:
+    def _manifest(self, job_id: str, *, fresh: bool = False) -> tuple[Manifest, JobStatus] | None:
         """Return the job's manifest and status (Redis's, else the manifest's); None if unplanned.
 
-        A kept manifest serves while Redis says the job is queued, running or
-        ended without success: only its status changes then, and that is read
-        from Redis. Otherwise (stitching, succeeded, or unknown to Redis) the
-        manifest is read again until it says succeeded.
+        A kept manifest serves while Redis says the job is under way or ended
+        without success: only its status changes then, and that is read from
+        Redis. Otherwise (succeeded, or unknown to Redis) the manifest is read
+        again until it says succeeded. (While stitching, the stitch rewrites
+        it as succeeded and removes the chunks before Redis hears of it:
+        ``fresh`` reads it again, as :meth:`_find` does when a document's
+        first chunk is gone.)
         """
         status = self.services.state.status(job_id)
-        kept = self._manifests.get(job_id)
+        kept = None if fresh else self._manifests.get(job_id)
         if kept is None or not (kept.status is JobStatus.SUCCEEDED or status in _STEADY):
             kept = find_manifest(self.store, job_id)
             if kept is None:
@@ -243,19 +259,46 @@ class Listening:
         return kept, status or kept.status
 
     def _document(self, manifest: Manifest, plan: DocumentPlan, status: JobStatus) -> _Document:
-        title = book_info(plan, manifest.options).title or plan.name
-        return _Document(manifest, plan, sections(plan.chapters, plan.chunks, title=title), status)
+        def make() -> list[Section]:
+            title = book_info(plan, manifest.options).title or plan.name
+            return sections(plan.chapters, plan.chunks, title=title)
+
+        found = self._sections.get_or_make((manifest.job_id, plan.doc), make)
+        return _Document(manifest, plan, found, status)
 
     def _find(self, job_id: str, doc: str) -> _Document:
+        """Return a document of the job, its manifest read again if its stitch just ended.
+
+        While the job is stitching, the stitch may have rewritten the manifest
+        and removed the document's chunks: if its first chunk's record is gone,
+        the manifest is read again (one existence check per request, only then).
+        """
         found = self._manifest(job_id)
         if found is None:
             raise NotFoundError(f"job {job_id} has no documents yet: it is not planned")
         manifest, status = found
         for plan in manifest.documents:
-            if plan.doc == doc:
-                return self._document(manifest, plan, status)
+            if plan.doc != doc:
+                continue
+            document = self._document(manifest, plan, status)
+            if (
+                status is JobStatus.STITCHING
+                and not document.final
+                and plan.chunks
+                and not self.store.exists(keys.chunk_json_key(job_id, doc, plan.chunks[0].index))
+            ):
+                return self._find_again(job_id, doc)
+            return document
         names = ", ".join(plan.doc for plan in manifest.documents)
         raise NotFoundError(f"job {job_id} has no document {doc!r} (it has {names})")
+
+    def _find_again(self, job_id: str, doc: str) -> _Document:
+        found = self._manifest(job_id, fresh=True)
+        if found is None:
+            raise NotFoundError(f"no job {job_id} in the store (it was purged)")
+        manifest, status = found
+        plan = next(plan for plan in manifest.documents if plan.doc == doc)
+        return self._document(manifest, plan, status)
 
     def _ready(self, document: _Document, wanted: Sequence[Section]) -> list[bool]:
         """Whether each of ``wanted`` has every chunk stored."""
@@ -313,11 +356,11 @@ class Listening:
             sample_rate=rate,
             pauses=document.manifest.options.pauses,
         )
-        words = [
-            (w.start, w.end, w.char_start - section.char_start, w.char_end - section.char_start)
+        words = WordTimes.of(
+            word
             for chunk, record, place in zip(chunks, records, placements, strict=True)
-            for w in timed_words(chunk, record, place, rate)
-        ]
+            for word in timed_words(chunk, record, place, rate)
+        )
         duration = seconds(stitching.total_samples(placements), rate)
         return Preview(Excerpt.of(placements, rate), duration, words)
 

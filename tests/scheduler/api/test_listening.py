@@ -322,3 +322,22 @@ def test_a_job_redis_forgot_is_read_from_the_store(client: TestClient, app: Fast
     listed = client.get(f"/v1/jobs/{manifest.job_id}/documents", headers=AUTH_A).json()
     assert all(c["ready"] for c in listed["documents"][0]["chapters"])
     assert client.get(f"{chapters_url(manifest)}/3/audio", headers=AUTH_A).status_code == 200
+
+
+def test_a_chapter_asked_for_as_the_stitch_ends_is_read_from_the_finished_file(
+    client: TestClient, app: FastAPI
+) -> None:
+    manifest = submit(client)
+    for position in range(len(manifest.documents[0].chunks)):
+        store_chunk(app, manifest, position)
+    url = f"{chapters_url(manifest)}/1"
+    preview = client.get(url, headers=AUTH_A).json()
+    wav = client.get(f"{url}/audio", headers=AUTH_A).content
+    state = app.state.services.state
+    assert state.status(manifest.job_id) is JobStatus.STITCHING
+    # The stitch wrote the outputs and removed the chunks; Redis has not heard yet.
+    finalize_job(app.state.services.store, manifest)
+    assert state.status(manifest.job_id) is JobStatus.STITCHING
+    assert client.get(f"{url}/audio", headers=AUTH_A).content == wav
+    final = client.get(url, headers=AUTH_A).json()
+    assert final["final"] is True and final["text"] == preview["text"]
