@@ -65,7 +65,7 @@ def test_sentences_take_their_words_times_and_a_chunk_without_words_is_one_unit(
     assert spoken.units == [(0, 8), (9, 15)]
     assert spoken.clip(0, 8) == Clip(0, 8, 500_000, 1_000_000)
     assert spoken.clip(9, 15) == Clip(9, 15, 1_300_000, 1_900_000)
-    silent = Spoken("word")
+    silent = Spoken("sentence")
     silent.add(chunk, timed, [])
     assert silent.units == [(0, len(text))]
     assert silent.clip(0, len(text)) == Clip(0, len(text), 500_000, 2_000_000)

@@ -5,7 +5,8 @@ timestamps JSON gets (:func:`ttsbatch.audio.timeline.timed_words`, the same
 seconds to the microsecond). A unit is a sentence of the chunk plan (the
 splitter's sentences, carried by every :class:`~ttsbatch.models.ChunkSpan`,
 so both executors see the same ones) or a word. A chunk without word times
-(``timing: none``) counts as one word spanning the chunk.
+(``timing: none``) counts as one word, and one unit, spanning the chunk: its
+sentences are lit together while it plays.
 
 Clips are contiguous (:func:`contiguous`): a unit's clip starts at its first
 word's start and runs to the next unit's start, so the pause after a sentence
@@ -69,13 +70,10 @@ class Spoken:
             self._chars.append(char_start)
             self._begins.append(micros(start))
             self._ends.append(micros(end))
-        if self.unit == "word":
+        if self.unit == "word" or not words or not chunk.sentences:
             self.units.extend((start, end) for start, end, _, _ in spans)
         else:
-            sentences = chunk.sentences or ()
-            self.units.extend((s.char_start, s.char_end) for s in sentences)
-            if not sentences:
-                self.units.append((chunk.char_start, chunk.char_end))
+            self.units.extend((s.char_start, s.char_end) for s in chunk.sentences)
 
     def clip(self, char_start: int, char_end: int, target: str = "") -> Clip | None:
         """The clip of the words that start in ``[char_start, char_end)``; ``None``: none does."""
