@@ -6,6 +6,7 @@ page, opens the player, and checks the read-along: a seek while paused marks
 exactly the word spoken there (also in another chapter than the one shown),
 a click on a word moves the audio to its start. Another tenant's job is a 404,
 on the page and through the API; the key is in no URL the browser loaded.
+A running job is cancelled and retried with the jobs page's buttons.
 """
 
 from __future__ import annotations
@@ -194,3 +195,42 @@ def test_sign_in_submit_listen_and_follow_the_words_in_chromium(
             assert errors == []
         finally:
             context.close()  # before the server stops: no event stream left open
+
+
+def test_a_job_is_cancelled_and_retried_from_the_jobs_page(
+    browser: Any, make_harness: Callable[..., Harness]
+) -> None:
+    # The provider holds the job's requests, so it is still running when Cancel is pressed.
+    harness = make_harness(hold=r"\bheron\b", hold_timeout=60)
+    harness.workers.start(1, TTSBATCH_PROVIDER_TIMEOUT="60")
+    wait_for_workers(harness, 1)
+    app = create_app(
+        harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))}),
+        store=harness.store,
+    )
+    engine = OPTIONS.engine
+    with beat(harness), serve(app) as url:
+        context = browser.new_context(base_url=url)
+        try:
+            page = context.new_page()
+            page.goto("/ui/")
+            page.fill("input[name=key]", KEY)
+            page.click("button[type=submit]")
+            page.fill("#f-input", "A heron stood in the reeds. The heron waited.")
+            page.select_option("#f-engine", str(engine.engine))
+            page.fill("#f-model", str(engine.model))
+            page.fill("#f-voice", str(engine.voice))
+            page.click("#f-submit")
+            job = page.locator("li.job").first
+            page.wait_for_selector('li.job[data-status="running"]', timeout=STEP_MS)
+
+            job.locator("button[data-action=cancel]").click()  # DELETE, with the cookie
+            page.wait_for_selector('li.job[data-status="cancelled"]', timeout=STEP_MS)
+            assert job.locator("button[data-action=cancel]").count() == 0
+
+            job.locator("button[data-action=retry]").click()  # POST …/retry, with the cookie
+            page.wait_for_selector('li.job[data-status="running"]', timeout=STEP_MS)
+            harness.provider.state.release()
+            page.wait_for_selector('li.job[data-status="succeeded"]', timeout=STEP_MS)
+        finally:
+            context.close()
