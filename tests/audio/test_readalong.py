@@ -82,7 +82,7 @@ def _text(tree: etree._ElementTree) -> str:
     return "".join(str(part) for part in tree.getroot().itertext())
 
 
-def test_a_sentence_across_an_inline_element_becomes_one_span_per_text_node() -> None:
+def test_a_sentence_across_an_inline_element_is_one_span_around_it() -> None:
     tree = parse_xhtml(XHTML)
     before = _text(tree)
     nodes = list(tree.getroot().iter())
@@ -98,11 +98,31 @@ def test_a_sentence_across_an_inline_element_becomes_one_span_per_text_node() ->
         (19, 29, number[italic], 1, 10),
     ]
     made = wrap(tree, segments, [("s1", 0, 17), ("s2", 19, 29)])
-    assert made == [("s1-1", 0, 8), ("s1-2", 8, 10), ("s1-3", 10, 17), ("s2", 19, 29)]
+    assert made == [("s1", 0, 17), ("s2", 19, 29)]
     assert _text(tree) == before  # nothing a reader sees has changed
-    spans = {span.get("id"): span.text for span in tree.getroot().iter("{*}span")}
-    assert spans == {"s1-1": "He said ", "s1-2": "no", "s1-3": " twice.", "s2": "Then left."}
-    assert italic.find("{*}span") is not None  # inside the element it was in: nothing moved
+    spans = {span.get("id"): span for span in tree.getroot().iter("{*}span")}
+    assert set(spans) == {"s1", "s2"}
+    assert _text(etree.ElementTree(spans["s1"])) == "He said no twice."
+    assert italic.getparent() is spans["s1"]  # the element moved inside, as it was
+    assert spans["s2"].text == "Then left."
+
+
+def test_a_sentence_with_a_word_it_does_not_speak_is_one_span_per_text_node() -> None:
+    tree = parse_xhtml(
+        b'<html xmlns="http://www.w3.org/1999/xhtml"><body><p>He said<sup>1</sup> no.</p>'
+        b"</body></html>"
+    )
+    before = _text(tree)
+    paragraph, mark = list(tree.getroot().iter())[2:4]
+    number = {node: n for n, node in enumerate(tree.getroot().iter())}
+    # "He said no." : the footnote mark is not spoken.
+    segments = [(0, 7, number[paragraph], 0, 0), (7, 11, number[mark], 1, 0)]
+    made = wrap(tree, segments, [("s1", 0, 11)])
+    assert made == [("s1-1", 0, 7), ("s1-2", 7, 11)]
+    assert _text(tree) == before
+    assert mark.getparent() is paragraph  # nothing moved
+    spans = [span.text for span in tree.getroot().iter("{*}span")]
+    assert spans == ["He said", " no."]
 
 
 def test_the_archive_opens_with_its_mimetype_stored_uncompressed(tmp_path: Path) -> None:

@@ -9,16 +9,17 @@ sides parse the XHTML with :func:`parse_xhtml` and number its nodes with
 A segment says: document characters ``[doc_start, doc_end)`` are the raw
 characters from ``raw_start`` on, one for one, of one text slot (a node's
 ``text``, or its ``tail``). Collapsed whitespace starts a new segment. A unit
-that crosses inline elements (``He said <i>no</i>.``) becomes one span per
-text slot it touches: spans never move an element, so nothing a reader sees
-changes but the ids.
+that crosses inline elements (``He said <i>no</i>.``, a drop cap) is one span
+around them when they hold nothing else; otherwise one span per text slot it
+touches (:func:`wrap`). Either way the text, and the order of the elements,
+stay as they were: a reader sees no change until the book plays.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final, Literal
 
 from lxml import etree
@@ -74,13 +75,17 @@ def wrap(
 ) -> list[tuple[str, int, int]]:
     """Wrap each unit ``(id, char_start, char_end)`` in spans; return the spans made, in order.
 
-    A unit found in one text slot keeps its id; one spread over several gets
-    ``id-1``, ``id-2``… Pieces of only whitespace get no span. Returns each
-    span's id and the document characters it holds.
+    A unit found in one text slot is one span with its id. A unit spread over
+    several is one span too when the inline elements it crosses hold nothing
+    but its own text (``He said <i>no</i> twice.``): they move inside the
+    span. Otherwise (a footnote mark inside it, a sentence ending inside an
+    element that goes on) each text slot gets a span of its own, ``id-1``,
+    ``id-2``…, and no element moves. Pieces of only whitespace get no span.
+    Returns each span's id and the document characters it holds.
     """
     numbered = nodes(tree)
     starts = [segment[0] for segment in segments]
-    pieces: defaultdict[tuple[int, int], list[tuple[int, int, str]]] = defaultdict(list)
+    operations: list[tuple[int, _Piece | _Whole, str]] = []
     made: list[tuple[str, int, int]] = []
     for unit_id, char_start, char_end in units:
         found = [
@@ -88,13 +93,146 @@ def wrap(
             for piece in _pieces(segments, starts, char_start, char_end)
             if _text(numbered[piece[0][0]], tail=piece[0][1])[piece[1] : piece[2]].strip()
         ]
+        whole = _whole(numbered, found) if len(found) > 1 else None
+        if whole is not None:
+            operations.append((found[0][3], whole, unit_id))
+            made.append((unit_id, found[0][3], found[-1][4]))
+            continue
         for number, (slot, raw_from, raw_to, doc_from, doc_to) in enumerate(found, 1):
             span_id = unit_id if len(found) == 1 else f"{unit_id}-{number}"
-            pieces[slot].append((raw_from, raw_to, span_id))
+            piece = _Piece(numbered[slot[0]], bool(slot[1]), raw_from, raw_to)
+            operations.append((doc_from, piece, span_id))
             made.append((span_id, doc_from, doc_to))
-    for (node, tail), spans in pieces.items():
-        _wrap_slot(numbered[node], tail=bool(tail), spans=spans)
+    # The last first: text before a span, and the elements it names, stay where they were.
+    for _, operation, span_id in sorted(operations, key=lambda op: op[0], reverse=True):
+        operation.wrap(span_id)
     return made
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Raw characters ``[raw_from, raw_to)`` of one text slot."""
+
+    node: etree._Element
+    tail: bool
+    raw_from: int
+    raw_to: int
+
+    def wrap(self, span_id: str) -> None:
+        raw = _text(self.node, tail=self.tail)
+        span = self.node.makeelement(f"{{{XHTML_NS}}}span", {"id": span_id})
+        span.text, span.tail = raw[self.raw_from : self.raw_to], raw[self.raw_to :]
+        if self.tail:
+            self.node.tail = raw[: self.raw_from]
+            self.node.addnext(span)
+        else:
+            self.node.text = raw[: self.raw_from]
+            self.node.insert(0, span)
+
+
+@dataclass(frozen=True, slots=True)
+class _Whole:
+    """A unit across inline children of ``parent``: from ``start`` characters into
+    ``after``'s tail (``None``: the parent's text) to ``end`` characters into ``last``'s tail."""
+
+    parent: etree._Element
+    after: etree._Element | None
+    start: int
+    last: etree._Element
+    end: int
+
+    def wrap(self, span_id: str) -> None:
+        parent, after, last = self.parent, self.after, self.last
+        rest = (last.tail or "")[self.end :]
+        last.tail = (last.tail or "")[: self.end]
+        if after is None:
+            lead, parent.text = (parent.text or "")[self.start :], (parent.text or "")[: self.start]
+            first = 0
+        else:
+            lead, after.tail = (after.tail or "")[self.start :], (after.tail or "")[: self.start]
+            first = parent.index(after) + 1
+        moved = list(parent)[first : parent.index(last) + 1]
+        span = parent.makeelement(f"{{{XHTML_NS}}}span", {"id": span_id})
+        span.text, span.tail = lead, rest
+        for child in moved:
+            span.append(child)
+        parent.insert(first, span)
+
+
+def _whole(
+    numbered: list[etree._Element], found: list[tuple[tuple[int, int], int, int, int, int]]
+) -> _Whole | None:
+    """One span for a unit over several text slots, if the elements it crosses hold only it."""
+    covered = {(numbered[node], bool(tail)): (a, b) for (node, tail), a, b, _, _ in found}
+    slots = [(numbered[node], bool(tail)) for (node, tail), *_ in found]
+    containers = [
+        container
+        for node, tail in slots
+        if (container := node.getparent() if tail else node) is not None
+    ]
+    if len(containers) < len(slots):
+        return None
+    lineage = [containers[0], *containers[0].iterancestors()]
+    for container in containers[1:]:
+        own = {container, *container.iterancestors()}
+        lineage = [node for node in lineage if node in own]
+    if not lineage:
+        return None
+    parent = lineage[0]
+    (node, tail), start = slots[0], found[0][1]
+    after: etree._Element | None
+    if containers[0] is parent:
+        after = node if tail else None
+        first = parent.index(node) + 1 if after is not None else 0
+    else:  # it starts inside a child (a drop cap): the span starts before that child
+        child = _child_of(parent, containers[0])
+        after = child.getprevious()
+        start = len((after.tail if after is not None else parent.text) or "")
+        first = parent.index(child)
+    (node, tail), end = slots[-1], found[-1][2]
+    if containers[-1] is parent:
+        if not tail:
+            return None
+        last = node
+    else:  # it ends inside a child: the span ends after it
+        last, end = _child_of(parent, containers[-1]), 0
+    children = list(parent)[first : parent.index(last) + 1]
+    if not children or not all(_covered(child, covered) for child in children):
+        return None
+    tails = [(child, True) for child in children[:-1]]
+    if not all(_slot_covered(slot, covered) for slot in tails):
+        return None
+    return _Whole(parent, after, start, last, end)
+
+
+def _child_of(parent: etree._Element, node: etree._Element) -> etree._Element:
+    while node.getparent() is not parent:
+        node = node.getparent()  # type: ignore[assignment]  # parent is an ancestor of node
+    return node
+
+
+def _covered(
+    element: etree._Element, covered: dict[tuple[etree._Element, bool], tuple[int, int]]
+) -> bool:
+    """Whether every word in ``element`` (its tail aside) belongs to the unit."""
+    for node in element.iter():
+        if isinstance(node.tag, str) and not _slot_covered((node, False), covered):
+            return False
+        if node is not element and not _slot_covered((node, True), covered):
+            return False
+    return True
+
+
+def _slot_covered(
+    slot: tuple[etree._Element, bool], covered: dict[tuple[etree._Element, bool], tuple[int, int]]
+) -> bool:
+    text = _text(slot[0], tail=slot[1])
+    if not text.strip():
+        return True
+    first = len(text) - len(text.lstrip())
+    last = len(text.rstrip())
+    found = covered.get(slot)
+    return found is not None and found[0] <= first and found[1] >= last
 
 
 def _pieces(
@@ -117,20 +255,6 @@ def _pieces(
         else:
             found.append((slot, raw_from, raw_to, low, high))
     return found
-
-
-def _wrap_slot(node: etree._Element, *, tail: bool, spans: list[tuple[int, int, str]]) -> None:
-    """Wrap raw ranges of one text slot in spans, the last first so earlier offsets hold."""
-    for raw_from, raw_to, span_id in sorted(spans, reverse=True):
-        raw = _text(node, tail=tail)
-        span = node.makeelement(f"{{{XHTML_NS}}}span", {"id": span_id})
-        span.text, span.tail = raw[raw_from:raw_to], raw[raw_to:]
-        if tail:
-            node.tail = raw[:raw_from]
-            node.addnext(span)
-        else:
-            node.text = raw[:raw_from]
-            node.insert(0, span)
 
 
 def _text(node: etree._Element, *, tail: bool | int) -> str:
