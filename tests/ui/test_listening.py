@@ -11,6 +11,7 @@ page, its downloads appear, and the chapter now plays from the finished file.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -52,7 +53,7 @@ def current_word(page: Any) -> int:
 
 
 def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
-    browser: Any, make_harness: Callable[..., Harness]
+    browser: Any, make_harness: Callable[..., Harness], screenshots: Path
 ) -> None:
     harness = make_harness(hold=r"\bzebra\b", hold_timeout=60)
     harness.workers.start(1, TTSBATCH_PROVIDER_TIMEOUT="60")
@@ -104,6 +105,7 @@ def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
                 timeout=STEP_MS,
             )
             page.evaluate("document.getElementById('audio').pause()")
+            page.screenshot(path=str(screenshots / "player-rendering.png"), full_page=True)
             assert api.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
 
             # Released, the job succeeds on the page; the chapter then plays from the finished file.
