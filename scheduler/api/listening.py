@@ -32,7 +32,7 @@ from scheduler.api.registry import JobEntry
 from scheduler.api.results import output_keys
 from scheduler.api.schemas import ChapterRef, ChapterView, DocumentList, DocumentView
 from scheduler.api.services import Services
-from scheduler.api.timelines import FinishedTimeline, WordTimes
+from scheduler.api.timelines import HEAD_BYTES, FinishedTimeline, WordTimes, head_duration
 from ttsbatch import keys
 from ttsbatch.audio import stitching
 from ttsbatch.audio.excerpts import ChunkBytes, Excerpt, Silence
@@ -379,8 +379,21 @@ class Listening:
         )
 
     def _duration(self, document: _Document) -> float:
-        report = document.manifest.audio.get(document.plan.doc)
-        return report.duration if report is not None else self._timeline(document).duration
+        """The finished audio's length: from its report, else its timestamps file's first bytes."""
+        job_id, doc = document.manifest.job_id, document.plan.doc
+        report = document.manifest.audio.get(doc)
+        if report is not None:
+            return report.duration
+        timeline = self._timelines.get((job_id, doc))
+        if timeline is None:
+            head = self.store.read_range(
+                document.manifest.outputs[doc]["timestamps"], 0, HEAD_BYTES
+            )
+            duration = head_duration(head)
+            if duration is not None:
+                return duration
+            timeline = self._timeline(document)  # not as the stitch writes it: parse it all
+        return timeline.duration
 
     def _audio_url(self, document: _Document, root: str) -> str:
         key = document.manifest.outputs[document.plan.doc]["audio"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,18 @@ from ttsbatch.models import TimedWord
 
 #: A word as a player reads it: start and end (s), char_start and char_end.
 Word = tuple[float, float, int, int]
+
+#: Bytes of a timestamps file that hold its ``duration``: it is the third field,
+#: after ``schema`` and ``sample_rate`` (the model's field order, which the
+#: stitch writes first: :func:`ttsbatch.audio.timeline.json_start`).
+HEAD_BYTES = 256
+_DURATION = re.compile(rb'^\{"schema":"[^"]*","sample_rate":\d+,"duration":([0-9.eE+-]+)[,}]')
+
+
+def head_duration(head: bytes) -> float | None:
+    """Return the ``duration`` a timestamps file's first :data:`HEAD_BYTES` give, if they do."""
+    match = _DURATION.match(head)
+    return float(match.group(1)) if match else None
 
 
 @dataclass(frozen=True, slots=True)
