@@ -354,6 +354,12 @@ function showError(error) {
   else note.textContent = error.message;
 }
 
+/** Nothing shown yet (no document was planned, or no chapter was ready): try again. */
+async function showSomething() {
+  const name = state.doc?.name ?? state.documents[0]?.name;
+  if (!state.chapter && name) await selectDocument(name);
+}
+
 // ——— While the job runs ————————————————————————————————————————————————————————
 
 function followJob() {
@@ -363,9 +369,8 @@ function followJob() {
     if (refreshing) return;
     refreshing = setTimeout(async () => {
       refreshing = null;
-      const hadChapter = Boolean(state.chapter);
       await loadDocuments().catch(() => {});
-      if (!hadChapter && state.doc) await selectDocument(state.doc.name);
+      await showSomething();
     }, REFRESH_SECONDS * 1000);
   };
   source.addEventListener("progress", (event) => {
@@ -378,7 +383,7 @@ function followJob() {
     state.job = JSON.parse(event.data);
     renderJob();
     await loadDocuments().catch(showError);
-    if (!state.chapter && state.doc) await selectDocument(state.doc.name);
+    await showSomething();
     renderDownloads();
   });
   source.addEventListener("error", () => source.close());
