@@ -1,35 +1,39 @@
-"""Benchmark the web page's player on a Moby-Dick-sized book, in Chromium.
+"""Benchmark the web page's player on a Moby-Dick-sized book, in Chromium, through the real API.
 
 Not a test: run it by hand and read the numbers.
 
     .venv/bin/python bench/bench_player.py [BOOK] [--seeks 60]
 
 The book (default ../shared/corpus/moby-dick.epub: 139 chapters, about
-214 000 words) is ingested as ttsbatch ingests it; its words (ttsbatch's own
-word spans) get synthetic times (70 ms a character, 1.5 s between chapters:
-about a day of audio). A real API process (sign-in, pages, cookie auth, a job
-of the tenant) serves the page, and the job's player resources, at the
-contract's URLs (``/v1/jobs/{id}``, ``…/documents``, ``…/chapters/{i}``, the
-document's audio), from that fixture; the audio is a silent 8 kHz WAV of the
-whole length, generated for whatever byte range the browser asks. So what is
-measured is the page: the DOM it keeps, how long a chapter takes from a click
-to its words on screen, and how long the highlight takes per frame while
-playing (at 4x speed, muted) and per seek while paused (half of them into
-another chapter, which the page must find and load).
+214 000 words) is submitted to a real API process (a throwaway Redis, a local
+store; planned as the beat would) and finished without speech, as
+``bench/bench_chapters.py`` does it: each chunk gets a worker's record (70 ms
+a character, its words timed in proportion) and the timestamps file is written
+by the stitch's own writers. The finished audio is a silent WAV of the whole
+length (about a day at 24 kHz) written as a sparse file, so no disk fills.
+The browser signs in and opens the job's player, which reads everything
+through the real routes: the documents list, each chapter's resource, and the
+audio with byte ranges (``/v1/jobs/{id}/files/{name}``).
 
-Measured in the page: frame times by requestAnimationFrame, long tasks (over
-50 ms) and long animation frames by PerformanceObserver, DOM size by
-``document.getElementsByTagName('*')``, render time from a click to the
-frame after the chapter's last word is in the DOM.
+Measured in the page: the DOM it keeps (``document.getElementsByTagName('*')``),
+how long a chapter takes from a click to its words on screen (to the frame
+after the last word is in the DOM), frame times by requestAnimationFrame, long
+tasks (over 50 ms) and long animation frames by PerformanceObserver while
+playing (at 4x speed, muted), and how long a seek while paused takes until the
+right word is marked (half of them into another chapter, which the page must
+find by binary search over chapter starts, fetch and render).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import dataclasses
+import os
 import random
+import re
 import statistics
-import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -43,144 +47,61 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
-from fastapi import APIRouter, FastAPI, Request, Response  # noqa: E402
-from fastapi.responses import StreamingResponse  # noqa: E402
+from bench_chapters import finish, store_records  # noqa: E402 - how a job is finished unspoken
+from fastapi import FastAPI  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from scheduler.api import create_app  # noqa: E402
-from scheduler.ingest import ingest_file  # noqa: E402
-from ttsbatch.audio.words import word_spans  # noqa: E402
+from scheduler.intake import Planner  # noqa: E402
+from ttsbatch import keys  # noqa: E402
+from ttsbatch.audio.wav import wav_header  # noqa: E402
 from ttsbatch.dev.services import LOOPBACK, RedisServer, free_port  # noqa: E402
+from ttsbatch.dev.stack import stop_process, ttsbatch_command  # noqa: E402
+from ttsbatch.manifests import read_manifest  # noqa: E402
+from ttsbatch.messages import ALL_QUEUES  # noqa: E402
+from ttsbatch.roster import Roster  # noqa: E402
 from ttsbatch.settings import ApiSettings, Settings  # noqa: E402
+from ttsbatch.storage.local import LocalStore  # noqa: E402
 
 KEY = "bench-key"
-RATE = 8000  # the fixture's audio: 8 kHz, 8-bit unsigned mono, silent
-SECONDS_PER_CHAR = 0.07
-CHAPTER_PAUSE = 1.5
 
 
-def book_fixture(path: Path) -> tuple[str, list[dict[str, Any]], float]:
-    """Return the chapters' contract bodies (text, words, start, end) and the audio's length."""
-    document = ingest_file(path)
-    spans = word_spans(document.text)
-    chapters = []
-    clock = 0.0
-    cursor = 0
-    for chapter in document.chapters:
-        start = clock
-        words = []
-        while cursor < len(spans) and spans[cursor][0] < chapter.char_end:
-            a, b = spans[cursor]
-            cursor += 1
-            if a < chapter.char_start:
-                continue
-            length = (b - a) * SECONDS_PER_CHAR
-            words.append(
-                [
-                    round(clock, 3),
-                    round(clock + length, 3),
-                    a - chapter.char_start,
-                    b - chapter.char_start,
-                ]
-            )
-            clock += length + 0.08
-        chapters.append(
-            {
-                "index": chapter.index,
-                "title": chapter.title,
-                "final": True,
-                "start": round(start, 3),
-                "end": round(clock, 3),
-                "text": document.text[chapter.char_start : chapter.char_end],
-                "words": words,
-            }
-        )
-        clock += CHAPTER_PAUSE
-    return document.name, chapters, clock
-
-
-def wav_header(samples: int) -> bytes:
-    """A canonical WAV header of ``samples`` 8-bit mono samples at RATE."""
-    return (
-        b"RIFF"
-        + struct.pack("<I", 36 + samples)
-        + b"WAVEfmt "
-        + struct.pack("<IHHIIHH", 16, 1, 1, RATE, RATE, 1, 8)
-        + b"data"
-        + struct.pack("<I", samples)
+def finished_book(book: Path, url: str, app: FastAPI, store: LocalStore) -> str:
+    """Submit ``book`` to the API at ``url`` and finish it unspoken; return the job's id."""
+    started = time.perf_counter()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120) as api:
+        files = {"files": (book.name, book.read_bytes())}
+        answer = api.post("/v1/jobs", files=files, data={"engine": "espeak"})
+        answer.raise_for_status()
+    job_id: str = answer.json()["id"]
+    manifest = read_manifest(store, job_id)
+    (plan,) = manifest.documents
+    text = store.read(keys.output_key(job_id, plan.doc, "source.txt")).decode()
+    services = app.state.services
+    store_records(services, manifest, text, slice(None))
+    finish(services, manifest, text)
+    # The finished audio: a WAV header, then silence as a sparse file of the timeline's length.
+    outputs = keys.document_outputs(job_id, plan.doc, "wav")
+    with store.open_read(outputs["timestamps"]) as head:
+        found = re.search(rb'"sample_rate":\s*(\d+).*?"duration":\s*([\d.]+)', head.read(4096))
+    assert found, "the timestamps file starts with its sample rate and duration"
+    rate, duration = int(found[1]), float(found[2])
+    samples = round(rate * duration)
+    path = store.path(outputs["audio"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as audio:
+        audio.write(wav_header(samples, rate))
+        audio.truncate(len(wav_header(samples, rate)) + 2 * samples)
+    print(
+        f"{book.name}: {len(plan.chunks)} chunks, {duration / 3600:.1f} h of (silent) audio,"
+        f" planned and finished in {time.perf_counter() - started:.1f} s"
     )
-
-
-def fixture_routes(
-    job_id: str, name: str, chapters: list[dict[str, Any]], length: float
-) -> APIRouter:
-    """The player's resources of one job, at the contract's URLs, from the fixture."""
-    router = APIRouter()
-    base = f"/v1/jobs/{job_id}"
-    audio = f"{base}/files/{name}.wav"
-    header = wav_header(int(length * RATE))
-    size = len(header) + int(length * RATE)
-    bodies = {c["index"]: json.dumps({**c, "audio": audio}).encode() for c in chapters}
-
-    @router.get(base)
-    def job() -> dict[str, Any]:
-        return {
-            "id": job_id, "name": name, "status": "succeeded", "error": None, "warning": None,
-            "errors": [], "documents": [name], "tags": {}, "options": {}, "run_id": None,
-            "webhook_url": None, "created_at": None, "started_at": None, "finished_at": None,
-            "audio": {}, "usage": None,
-            "progress": {"chunks_total": 1, "chunks_done": 1, "chunks_failed": 0,
-                         "characters_total": 1, "characters_done": 1, "audio_seconds": length,
-                         "eta_seconds": None},
-        }  # fmt: skip
-
-    @router.get(f"{base}/result")
-    def result() -> dict[str, Any]:
-        return {"id": job_id, "expires_in": None, "files": []}
-
-    @router.get(f"{base}/documents")
-    def documents() -> dict[str, Any]:
-        refs = [
-            {"index": c["index"], "title": c["title"], "ready": True,
-             "url": f"{base}/documents/{name}/chapters/{c['index']}"}
-            for c in chapters
-        ]  # fmt: skip
-        return {"documents": [{"name": name, "title": name, "status": "succeeded",
-                               "duration": length, "audio": audio, "chapters": refs}]}  # fmt: skip
-
-    @router.get(f"{base}/documents/{name}/chapters/{{index}}")
-    def chapter(index: int) -> Response:
-        return Response(bodies[index], media_type="application/json")
-
-    @router.get(audio)
-    def sound(request: Request) -> Response:
-        first, last = 0, size - 1
-        ranged = request.headers.get("range", "").removeprefix("bytes=")
-        if ranged:
-            a, _, b = ranged.partition("-")
-            first, last = int(a), min(int(b) if b else size - 1, size - 1)
-
-        def body() -> Iterator[bytes]:
-            position = first
-            while position <= last:
-                end = min(last + 1, position + (1 << 16))
-                if position < len(header):
-                    yield header[position : min(end, len(header))]
-                    position = min(end, len(header))
-                    continue
-                yield b"\x80" * (end - position)
-                position = end
-
-        headers = {"Accept-Ranges": "bytes", "Content-Length": str(last - first + 1)}
-        if ranged:
-            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-        return StreamingResponse(body(), 206 if ranged else 200, headers, media_type="audio/wav")
-
-    return router
+    return job_id
 
 
 def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """Serve ``app`` in a thread of this process (to make the job); return its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -188,6 +109,40 @@ def serve(app: FastAPI) -> tuple[str, uvicorn.Server, threading.Thread]:
     while not server.started:
         time.sleep(0.05)
     return f"http://{LOOPBACK}:{port}", server, thread
+
+
+@contextlib.contextmanager
+def api_process(settings: Settings, log: Path) -> Iterator[str]:
+    """Run ``ttsbatch api`` on the same store and Redis, as deployed: its own process."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TTSBATCH_")}
+    env.update(
+        REDIS_URL=settings.redis_url, TTSBATCH_STORE=str(settings.store), TTSBATCH_API_KEYS=KEY
+    )
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            ttsbatch_command("api", "--host", LOOPBACK, "--port", str(port)),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://{LOOPBACK}:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"ttsbatch api did not start: see {log}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        stop_process(process, 20)
 
 
 # Installed in the page before its scripts run: frame times, long tasks, long animation frames.
@@ -274,6 +229,11 @@ def measure(url: str, job_id: str, chapters: list[dict[str, Any]], seeks: int) -
                 f"chapter {chapter['index']:>3} ({len(chapter['words']):>5} words):"
                 f" click to words on screen {took:.0f} ms, DOM {count} elements"
             )
+        fetches = page.evaluate(
+            """() => performance.getEntriesByType('resource')
+                .filter(e => /\\/chapters\\/\\d+$/.test(e.name)).map(e => e.duration)"""
+        )
+        print(f"chapter resources fetched by the page: {summary(fetches)}")
         total_words = sum(len(c["words"]) for c in chapters)
         print(
             f"book: {len(chapters)} chapters, {total_words} words; DOM at most {max(elements)} elements"
@@ -342,6 +302,11 @@ def measure(url: str, job_id: str, chapters: list[dict[str, Any]], seeks: int) -
             )
             (inside if target is current else across).append(took)
             current = target
+        fetches = page.evaluate(
+            """() => performance.getEntriesByType('resource')
+                .filter(e => /\\/chapters\\/\\d+$/.test(e.name)).map(e => e.duration)"""
+        )
+        print(f"chapter resources fetched in all: {summary(fetches)}")
         probe = page.evaluate("window.__bench")
         print(f"seek while paused, same chapter: {summary(inside)}")
         print(f"seek while paused, into another chapter (found, loaded, shown): {summary(across)}")
@@ -356,28 +321,41 @@ def main() -> None:
     )
     parser.add_argument("--seeks", type=int, default=60)
     args = parser.parse_args()
-    name, chapters, length = book_fixture(args.book)
-    print(f"{args.book.name}: {len(chapters)} chapters, {sum(len(c['words']) for c in chapters)} words,"
-          f" {length / 3600:.1f} h of (silent) audio")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder) / "redis") as redis:
+        store = LocalStore(Path(folder) / "store")
         settings = Settings(
-            store=str(Path(folder) / "store"),
-            redis_url=redis.url,
-            api=ApiSettings(keys=SecretStr(KEY), require_workers=False),
+            store=store.url, redis_url=redis.url, api=ApiSettings(keys=SecretStr(KEY))
         )
-        app = create_app(settings)
+        Roster.from_url(redis.url).announce("bench@host", ALL_QUEUES, ttl=3600)
+        app = create_app(settings, store=store)
+        services = app.state.services
+        planner = Planner(
+            store=store,
+            state=services.state,
+            producer=services.producer,
+            max_chars=settings.api.max_chars_per_job,
+        )
+        app.state.services = dataclasses.replace(services, plan=planner)  # plan as the beat would
         url, server, thread = serve(app)
         try:
-            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as api:
-                job = api.post("/v1/jobs", json={"input": "A placeholder.", "name": name})
-                job.raise_for_status()
-                job_id = job.json()["id"]
-            # Ahead of the app's own routes: this job's resources come from the fixture.
-            app.router.routes[:0] = fixture_routes(job_id, name, chapters, length).routes
-            measure(url, job_id, chapters, args.seeks)
+            job_id = finished_book(args.book, url, app, store)
         finally:
             server.should_exit = True
             thread.join(10)
+        # The page is measured against `ttsbatch api` in a process of its own, as deployed.
+        with api_process(settings, Path(folder) / "api.log") as url:
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as api:
+                (document,) = api.get(f"/v1/jobs/{job_id}/documents").json()["documents"]
+                chapters = [api.get(ref["url"]).json() for ref in document["chapters"]]
+                took = []
+                for ref in document["chapters"]:
+                    started = time.perf_counter()
+                    api.get(ref["url"]).raise_for_status()
+                    took.append((time.perf_counter() - started) * 1000)
+            print(f"chapter resources fetched by a client, warm: {summary(took)}")
+            words = sum(len(chapter["words"]) for chapter in chapters)
+            print(f"served: {len(chapters)} chapters, {words} words")
+            measure(url, job_id, chapters, args.seeks)
 
 
 if __name__ == "__main__":
