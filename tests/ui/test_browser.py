@@ -4,7 +4,8 @@ Chromium signs in with a key (a password field), submits a Markdown book of
 two chapters through the form, watches it reach ``succeeded`` on the jobs
 page, opens the player, and checks the read-along: a seek while paused marks
 exactly the word spoken there (also in another chapter than the one shown),
-a click on a word moves the audio to its start. Another tenant's job is a 404,
+a click on a word moves the audio to its start, playing across a chapter's end
+shows the next chapter's words. Another tenant's job is a 404,
 on the page and through the API; the key is in no URL the browser loaded.
 A running job is cancelled and retried with the jobs page's buttons.
 """
@@ -168,6 +169,19 @@ def test_sign_in_submit_listen_and_follow_the_words_in_chromium(
             )
             wait_for_current(page, 3)
             assert current_words(page) == [3]
+
+            # Playing across the end of the first chapter shows the second, its words marked.
+            seek(page, first["words"][-1][0])
+            page.evaluate(
+                "() => { const a = document.getElementById('audio'); a.playbackRate = 2; a.play(); }"
+            )
+            page.wait_for_function(
+                """() => document.getElementById('chapter-title').textContent === 'The Storm'
+                    && document.querySelectorAll('#text [aria-current="true"]').length === 1""",
+                timeout=STEP_MS,
+            )
+            page.evaluate("document.getElementById('audio').pause()")
+            assert page.locator("#text .w").count() == len(second["words"])
 
             # Another tenant's job: a 404 page, and a 404 from the API with this session.
             with httpx.Client(
