@@ -25,6 +25,7 @@ import pytest
 from lxml import etree
 
 from scheduler.splitting import split
+from tests.ttsbatch.test_synth_formats import choose
 from ttsbatch.models import Chapter, JobOptions
 
 BIN = Path(sys.executable).parent / "ttsbatch"
@@ -45,6 +46,18 @@ CHAPTER 2
 
 Nobody knew why the seventh was the largest. The gulls did not care.
 """
+
+
+def test_read_along_options_reach_the_job_and_the_api_request() -> None:
+    chosen, result = choose("--read-along", "--read-along-unit", "word")
+    assert result.exit_code == 0 and chosen is not None
+    assert chosen.job_options()["read_along"] is True
+    assert chosen.job_options()["read_along_unit"] == "word"
+    assert chosen.request_fields()["read_along"] is True
+    plain, _ = choose()
+    assert plain is not None and plain.request_fields()["read_along"] is None  # not sent
+    _, refused = choose("--read-along-unit", "word")
+    assert refused.exit_code == 2 and "--read-along-unit needs --read-along" in refused.output
 
 
 def synth(tmp_path: Path, *argv: str) -> Path:
