@@ -16,6 +16,8 @@ is counted as unmatched and gets no overlay rather than a wrong one.
 from __future__ import annotations
 
 import bisect
+import io
+import zipfile
 from collections.abc import Iterator
 
 from lxml import etree
@@ -27,6 +29,7 @@ from ttsbatch.audio.readalong.anchors import (
     nodes,
     parse_xhtml,
 )
+from ttsbatch.errors import InputError
 
 from .archive import Archive
 from .document import SEPARATOR
@@ -44,10 +47,16 @@ def source_map(data: bytes, text: str, source_name: str) -> SourceMap:
     """Map ``text`` (the document ingested from the EPUB ``data``) to the EPUB's XHTML.
 
     Raises:
-        InputError: the EPUB cannot be read (it was read once already, so rarely).
+        InputError: the EPUB has Media Overlays already, or cannot be read (it was
+            read once already, so rarely).
     """
     archive = Archive(data, source_name)
     package = read_package(archive, source_name)
+    if any(name.lower().endswith(".smil") for name in zipfile.ZipFile(io.BytesIO(data)).namelist()):
+        raise InputError(
+            f"{source_name}: it has Media Overlays of its own already; a read-along book makes"
+            " new ones from its text: give the EPUB without them, or leave out --read-along"
+        )
     paths = list(dict.fromkeys(path for path, _ in package.spine))
     found: list[_Found] = []
     for number, path in enumerate(paths):

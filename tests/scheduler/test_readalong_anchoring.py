@@ -18,6 +18,7 @@ from scheduler.ingest.anchoring import source_map
 from scheduler.ingest.normalise import clean, clean_with_positions
 from tests.scheduler.test_ingest_epub import epub3_with_nav_and_footnotes
 from ttsbatch.audio.readalong.anchors import SourceMap, nodes, parse_xhtml
+from ttsbatch.errors import InputError
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 
@@ -68,3 +69,17 @@ def test_every_paragraph_of_a_shared_gutenberg_epub_is_found_in_its_xhtml(name: 
     data = path.read_bytes()
     document = ingest_bytes(data, name)
     assert_faithful(data, source_map(data, document.text, name), document.text)
+
+
+def test_an_epub_with_media_overlays_of_its_own_is_refused_before_anything_is_spoken() -> None:
+    data = epub3_with_nav_and_footnotes()
+    document = ingest_bytes(data, "book.epub")
+    with zipfile.ZipFile(BytesIO(data)) as original:
+        members = {info.filename: original.read(info) for info in original.infolist()}
+    members["OEBPS/text/part 1.smil"] = b"<smil/>"
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w") as changed:
+        for name, content in members.items():
+            changed.writestr(name, content)
+    with pytest.raises(InputError, match=r"book\.epub: it has Media Overlays of its own already"):
+        source_map(buffer.getvalue(), document.text, "book.epub")
