@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ttsbatch.audio.readalong.anchors import SourceMap
-from ttsbatch.audio.readalong.generated import OPF, Front, generated_book
+from ttsbatch.audio.readalong.generated import OPF, generated_book
 from ttsbatch.audio.readalong.kept import kept_book
-from ttsbatch.audio.readalong.parts import Audio, write_archive
+from ttsbatch.audio.readalong.parts import Audio, Front, write_archive
 from ttsbatch.audio.readalong.timing import Spoken
 from ttsbatch.models import Chapter, Cover
 

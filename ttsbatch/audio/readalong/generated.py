@@ -15,38 +15,28 @@ from pathlib import Path
 from lxml import etree
 
 from ttsbatch.audio.readalong.parts import (
-    ACTIVE_CLASS,
     CSS,
     DC_NS,
     EPUB_NS,
     OPF_NS,
     XHTML_NS,
     Audio,
+    Front,
     duration,
+    meta,
     nav_document,
+    overlay_metadata,
     relative,
     root_element,
     smil,
     xhtml_bytes,
 )
-from ttsbatch.audio.readalong.timing import Clip, Spoken, by_document, clock
+from ttsbatch.audio.readalong.timing import Clip, Spoken, by_document
 from ttsbatch.models import Chapter, Cover
 
 FOLDER = "EPUB"
 OPF = f"{FOLDER}/package.opf"
 _SEPARATOR = "\n\n"
-
-
-@dataclass(frozen=True, slots=True)
-class Front:
-    """What the package says of the book."""
-
-    title: str
-    language: str
-    identifier: str
-    modified: str  # CCYY-MM-DDThh:mm:ssZ
-    author: str | None = None
-    narrator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,23 +241,3 @@ def _package(
         name = path.rsplit("/", 1)[-1].removesuffix(".xhtml")
         etree.SubElement(spine, f"{{{OPF_NS}}}itemref", idref=name)
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-
-
-def meta(metadata: etree._Element, prop: str, value: str, refines: str | None = None) -> None:
-    """Add an EPUB 3 ``<meta property>`` (refining ``refines``, an id with ``#``)."""
-    element = etree.SubElement(metadata, f"{{{OPF_NS}}}meta", property=prop)
-    if refines:
-        element.set("refines", refines)
-    element.text = value
-
-
-def overlay_metadata(
-    metadata: etree._Element, overlays: Sequence[tuple[str, str, int]], *, narrator: str | None
-) -> None:
-    """Add each overlay's ``media:duration``, the book's, the active class and the narrator."""
-    for _, overlay_id, length in overlays:
-        meta(metadata, "media:duration", clock(length), refines=f"#{overlay_id}")
-    meta(metadata, "media:duration", clock(sum(length for _, _, length in overlays)))
-    if narrator:
-        meta(metadata, "media:narrator", narrator)
-    meta(metadata, "media:active-class", ACTIVE_CLASS)

@@ -28,15 +28,17 @@ from urllib.parse import unquote
 from lxml import etree
 
 from ttsbatch.audio.readalong.anchors import SourceDocument, SourceMap, parse_xhtml, wrap
-from ttsbatch.audio.readalong.generated import Front, meta, overlay_metadata
 from ttsbatch.audio.readalong.parts import (
     CSS,
     DC_NS,
     OPF_NS,
     XHTML_NS,
     Audio,
+    Front,
     duration,
+    meta,
     nav_document,
+    overlay_metadata,
     relative,
     smil,
     xhtml_bytes,

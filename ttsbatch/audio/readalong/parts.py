@@ -145,3 +145,35 @@ def _info(name: str, compression: int) -> zipfile.ZipInfo:
     info.compress_type = compression
     info.external_attr = 0o644 << 16
     return info
+
+
+@dataclass(frozen=True, slots=True)
+class Front:
+    """What the package says of the book."""
+
+    title: str
+    language: str
+    identifier: str
+    modified: str  # CCYY-MM-DDThh:mm:ssZ
+    author: str | None = None
+    narrator: str | None = None
+
+
+def meta(metadata: etree._Element, prop: str, value: str, refines: str | None = None) -> None:
+    """Add an EPUB 3 ``<meta property>`` (refining ``refines``, an id with ``#``)."""
+    element = etree.SubElement(metadata, f"{{{OPF_NS}}}meta", property=prop)
+    if refines:
+        element.set("refines", refines)
+    element.text = value
+
+
+def overlay_metadata(
+    metadata: etree._Element, overlays: Sequence[tuple[str, str, int]], *, narrator: str | None
+) -> None:
+    """Add each overlay's ``media:duration``, the book's, the active class and the narrator."""
+    for _, overlay_id, length in overlays:
+        meta(metadata, "media:duration", clock(length), refines=f"#{overlay_id}")
+    meta(metadata, "media:duration", clock(sum(length for _, _, length in overlays)))
+    if narrator:
+        meta(metadata, "media:narrator", narrator)
+    meta(metadata, "media:active-class", ACTIVE_CLASS)
