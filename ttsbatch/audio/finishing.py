@@ -180,7 +180,7 @@ def finish_read_along(
         audio = Audio(path, *_EPUB_AUDIO[AudioFormat.MP3])
     front = Front(
         title=info.title or plan.name,
-        language=info.language or "und",
+        language=info.language or options.engine.language or "und",  # und: not known (BCP 47)
         identifier=f"urn:sha256:{plan.source_sha256}",
         modified=modified,
         author=info.author,
