@@ -320,6 +320,7 @@ def _package(
         item.set("media-type", media_type)
         if properties:
             item.set("properties", properties)
+    etree.indent(package, space="  ")  # the package holds no mixed content: only layout changes
     return etree.tostring(package, xml_declaration=True, encoding="utf-8")
 
 
