@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from ttsbatch.audio.readalong import Audio, Front, build_book
 from ttsbatch.audio.readalong.anchors import parse_xhtml, wrap
 from ttsbatch.audio.readalong.parts import write_archive
 from ttsbatch.audio.readalong.timing import Clip, Spoken, clock, contiguous
@@ -139,3 +140,75 @@ def test_the_archive_opens_with_its_mimetype_stored_uncompressed(tmp_path: Path)
         assert archive.getinfo("EPUB/a.mp3").compress_type == zipfile.ZIP_STORED
         assert archive.read("EPUB/a.mp3") == audio.read_bytes()
     assert book.read_bytes()[30:38] == b"mimetype"  # the name right after the first local header
+
+
+def test_an_epub2_becomes_epub3_keeping_its_creators_name_and_role_and_one_date(
+    tmp_path: Path,
+) -> None:
+    from scheduler.ingest import ingest_bytes  # noqa: PLC0415 - planning's side, for its map
+    from scheduler.ingest.anchoring import source_map  # noqa: PLC0415
+    from tests.scheduler.test_ingest_epub import (  # noqa: PLC0415
+        XHTML_TYPE,
+        epub,
+        nav_point,
+        ncx,
+        opf,
+        xhtml,
+    )
+
+    metadata = (
+        '<dc:title>The Book</dc:title><dc:creator opf:role="aut" opf:file-as="Writer, A.">'
+        "A. Writer</dc:creator><dc:date opf:event='publication'>1999</dc:date>"
+        "<dc:date opf:event='conversion'>2020-01-01</dc:date><dc:language>en</dc:language>"
+    )
+    items = [
+        ("ch1", "ch1.xhtml", XHTML_TYPE, ""),
+        ("ncx", "toc.ncx", "application/x-dtbncx+xml", ""),
+    ]
+    data = epub(
+        {
+            "OEBPS/content.opf": opf(
+                items, [("ch1", True)], toc="ncx", version="2.0", metadata=metadata
+            ),
+            "OEBPS/toc.ncx": ncx(nav_point("One", "ch1.xhtml")),
+            "OEBPS/ch1.xhtml": xhtml("<h1>One</h1><p>It began here. It ended there.</p>"),
+        }
+    )
+    document = ingest_bytes(data, "book.epub")
+    spoken = Spoken("sentence")
+    for index, (start, end) in enumerate([(0, 3), (5, 19), (20, 35)]):
+        chunk = _chunk(document.text, start, end, [(start, end)])
+        timed = TimedChunk(
+            index=index, start=index, end=index + 0.8, char_start=start, char_end=end
+        )
+        spoken.add(chunk, timed, [])
+    audio = tmp_path / "a.mp3"
+    audio.write_bytes(b"\xff\xfb" * 100)
+    out = tmp_path / "book.epub"
+    build_book(
+        out,
+        text=document.text,
+        chapters=document.chapters,
+        spoken=spoken,
+        front=Front(
+            title="The Book", language="en", identifier="x", modified="2026-01-01T00:00:00Z"
+        ),
+        audio=Audio(audio, "audio/mpeg", "mp3"),
+        cover=None,
+        source=(data, source_map(data, document.text, "book.epub")),
+    )
+    with zipfile.ZipFile(out) as book:
+        package = etree.fromstring(book.read("OEBPS/content.opf"))
+        chapter = book.read("OEBPS/ch1.xhtml").decode()
+        assert "OEBPS/readalong/nav.xhtml" in book.namelist()
+    assert package.get("version") == "3.0"
+    assert "opf:" not in etree.tostring(package).decode().split("<manifest")[0].replace(
+        "xmlns:opf", ""
+    )
+    metas = {(m.get("property"), m.get("refines"), m.text) for m in package.iter("{*}meta")}
+    assert ("file-as", "#readalong-creator-2", "Writer, A.") in metas
+    assert ("role", "#readalong-creator-2", "aut") in metas
+    assert [d.text for d in package.iter("{http://purl.org/dc/elements/1.1/}date")] == ["1999"]
+    assert ("media:duration", None, "0:00:02.800000") in metas
+    assert chapter.startswith("<?xml version='1.0' encoding='utf-8'?>\n<!DOCTYPE html>")
+    assert '<span id="ra-s2">It began here.</span>' in chapter

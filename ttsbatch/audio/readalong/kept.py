@@ -325,14 +325,33 @@ def _package(
 
 
 def _epub3_metadata(metadata: etree._Element, package: etree._Element) -> None:
-    """Drop what EPUB 3 refuses in an EPUB 2 package's metadata; mark the cover image."""
+    """Say an EPUB 2 package's metadata as EPUB 3 does; mark the cover image.
+
+    A creator's ``opf:file-as`` and ``opf:role`` become ``file-as`` and ``role``
+    metas refining it (EPUB 3.3, D.3 and D.5); other OPF 2 attributes
+    (``opf:scheme``, ``opf:event``, ``xsi:type``) have no EPUB 3 form that
+    keeps their meaning exactly and are dropped, as is every ``dc:date`` but
+    the first (EPUB 3 takes one).
+    """
     dates = 0
-    for element in list(metadata):
+    for number, element in enumerate(list(metadata), 1):
         if not isinstance(element.tag, str):
             continue
+        refinements = [
+            (prop, element.get(f"{{{OPF_NS}}}{name}"))
+            for name, prop in (("file-as", "file-as"), ("role", "role"))
+            if element.get(f"{{{OPF_NS}}}{name}")
+        ]
         for name in [str(name) for name in element.attrib]:
             if name.startswith((f"{{{OPF_NS}}}", "{http://www.w3.org/2001/XMLSchema-instance}")):
                 del element.attrib[name]
+        if refinements and element.tag in {f"{{{DC_NS}}}creator", f"{{{DC_NS}}}contributor"}:
+            element_id = element.get("id") or f"readalong-creator-{number}"
+            element.set("id", element_id)
+            for prop, value in refinements:
+                refinement = meta(metadata, prop, str(value), refines=f"#{element_id}")
+                if prop == "role":
+                    refinement.set("scheme", "marc:relators")
         if element.tag == f"{{{DC_NS}}}date":
             dates += 1
             if dates > 1:

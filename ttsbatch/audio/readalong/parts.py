@@ -159,12 +159,15 @@ class Front:
     narrator: str | None = None
 
 
-def meta(metadata: etree._Element, prop: str, value: str, refines: str | None = None) -> None:
-    """Add an EPUB 3 ``<meta property>`` (refining ``refines``, an id with ``#``)."""
+def meta(
+    metadata: etree._Element, prop: str, value: str, refines: str | None = None
+) -> etree._Element:
+    """Add an EPUB 3 ``<meta property>`` (refining ``refines``, an id with ``#``); return it."""
     element = etree.SubElement(metadata, f"{{{OPF_NS}}}meta", property=prop)
     if refines:
         element.set("refines", refines)
     element.text = value
+    return element
 
 
 def overlay_metadata(
