@@ -9,9 +9,12 @@ terms ask that it go with every copy.
 
 An EPUB 2 input becomes EPUB 3, which Media Overlays need
 (https://www.w3.org/TR/epub-33/): ``version="3.0"``, a ``dcterms:modified``,
-a navigation document made from the NCX, ``<!DOCTYPE html>`` in its XHTML,
-the OPF 2 attributes EPUB 3 no longer takes (``opf:scheme``, ``opf:role``,
-``xsi:type``…) dropped from the metadata, and one ``dc:date``.
+a navigation document made from the NCX, ``<!DOCTYPE html>`` in its XHTML
+(and a table's ``summary`` as its ``aria-label``), a creator's ``opf:file-as``
+and ``opf:role`` as refining metas, the other OPF 2 attributes EPUB 3 no
+longer takes (``opf:scheme``, ``opf:event``, ``xsi:type``) dropped, and one
+``dc:date``. The rules are epubcheck's: every error it found in the shared
+Gutenberg books on the way is one of these.
 """
 
 from __future__ import annotations
