@@ -55,7 +55,7 @@ def current_words(page: Any) -> list[int]:
 def wait_for_current(page: Any, index: int) -> None:
     page.wait_for_function(
         """index => {
-            const marked = document.querySelectorAll('#text [aria-current="true"]');
+            const marked = document.querySelectorAll('[aria-current="true"]');
             return marked.length === 1 && Number(marked[0].dataset.i) === index;
         }""",
         arg=index,
@@ -177,7 +177,7 @@ def test_sign_in_submit_listen_and_follow_the_words_in_chromium(
             )
             page.wait_for_function(
                 """() => document.getElementById('chapter-title').textContent === 'The Storm'
-                    && document.querySelectorAll('#text [aria-current="true"]').length === 1""",
+                    && document.querySelectorAll('[aria-current="true"]').length === 1""",
                 timeout=STEP_MS,
             )
             page.evaluate("document.getElementById('audio').pause()")

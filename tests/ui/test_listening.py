@@ -98,7 +98,7 @@ def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
             page.wait_for_function(
                 """() => {
                     const audio = document.getElementById('audio');
-                    const marked = document.querySelectorAll('#text [aria-current="true"]');
+                    const marked = document.querySelectorAll('[aria-current="true"]');
                     return !audio.paused && audio.currentTime > 1 && marked.length === 1
                         && Number(marked[0].dataset.i) > 2;
                 }""",

@@ -247,7 +247,7 @@ document.getElementById("documents").addEventListener("click", (event) => {
 function markChapter() {
   for (const button of chapterList.querySelectorAll("button")) {
     const current = state.chapter && Number(button.dataset.index) === state.chapter.index;
-    if (current) button.setAttribute("aria-current", "true");
+    if (current) button.setAttribute("aria-current", "location");
     else button.removeAttribute("aria-current");
   }
 }
