@@ -16,8 +16,8 @@ from pathlib import Path
 from ttsbatch.audio.encoding import Mark, encode_file
 from ttsbatch.audio.mastering import Gain, Measured, Target, calibrate
 from ttsbatch.audio.readalong import Audio, Front, SourceMap, Spoken, build_book
+from ttsbatch.audio.sections import sections
 from ttsbatch.audio.stitching import Placement, total_samples
-from ttsbatch.audio.timeline import chapter_spans
 from ttsbatch.models import AudioFormat, AudioReport, BookInfo, Cover, DocumentPlan, JobOptions
 
 #: The output kind of the whole document's audio; a chapter's file is its number, ``001``….
@@ -31,20 +31,17 @@ def book_info(plan: DocumentPlan, options: JobOptions) -> BookInfo:
 
 
 def marks(plan: DocumentPlan, placements: Sequence[Placement], title: str) -> list[Mark]:
-    """The document's chapters on its audio; what precedes the first one is a chapter too.
-
-    A player shows chapters from the start of the file, so audio before the
-    first chapter (a preface the source did not list) gets the book's title.
-    """
-    spans = chapter_spans(plan.chapters, plan.chunks, placements)
-    found = [
-        Mark(chapter.title, start, end)
-        for chapter, (start, end) in zip(plan.chapters, spans, strict=True)
-        if end > start
+    """The document's chapters on its audio, as :func:`~ttsbatch.audio.sections.sections`
+    has them (a player shows chapters from the start of the file, so audio before the
+    first chapter, a preface the source did not list, gets the book's title); none for
+    a document without chapters."""
+    if not plan.chapters:
+        return []
+    starts = [place.start for place in placements] + [total_samples(placements)]
+    return [
+        Mark(section.title, starts[section.first], starts[section.stop])
+        for section in sections(plan.chapters, plan.chunks, title=title)
     ]
-    if found and found[0].start > 0:
-        found.insert(0, Mark(title, 0, found[0].start))
-    return found
 
 
 def finish_document(

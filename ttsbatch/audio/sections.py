@@ -4,7 +4,7 @@ Pure functions over the chunk plan. A chapter runs from its first chunk to the
 next chapter's first chunk (:func:`ttsbatch.audio.timeline.first_chunks`, the
 rule the timeline and the audiobook's chapter marks follow), so a chapter's
 audio is a run of whole chunks with the stitch's pauses between them. As in a
-finished audiobook's chapter marks (:func:`ttsbatch.audio.finishing.marks`),
+finished audiobook's chapter marks (:func:`ttsbatch.audio.finishing.marks`, built from these),
 chapters that hold no chunk are left out and what precedes the first chapter
 is a section titled by the document; a document without chapters is one.
 """
