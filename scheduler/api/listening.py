@@ -173,6 +173,23 @@ class Listening:
         if document.final:
             timeline = self._timeline(document)
             start, end = timeline.span(section.first, section.stop)
+            words = timeline.words.between(section.char_start, section.char_end)
+            if document.manifest.options.audio_format is AudioFormat.PCM:
+                # No browser plays raw PCM: the chapter's WAV, cut from it, and times on that.
+                return ChapterView(
+                    index=index,
+                    title=section.title,
+                    final=True,
+                    audio=_url(
+                        root, entry.job_id, "documents", doc, "chapters", str(index), "audio"
+                    ),
+                    start=0.0,
+                    end=round(end - start, 6),
+                    text=text,
+                    words=[
+                        (round(a - start, 6), round(b - start, 6), c, d) for a, b, c, d in words
+                    ],
+                )
             return ChapterView(
                 index=index,
                 title=section.title,
@@ -181,7 +198,7 @@ class Listening:
                 start=start,
                 end=end,
                 text=text,
-                words=timeline.words.between(section.char_start, section.char_end),
+                words=words,
             )
         preview = self._preview(document, section)
         return ChapterView(

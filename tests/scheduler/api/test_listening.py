@@ -313,6 +313,25 @@ def test_a_finished_encoded_chapter_points_into_the_audiobook(
     assert document["duration"] == pytest.approx(last["end"], abs=1e-6)
 
 
+def test_a_finished_raw_pcm_chapter_plays_as_its_wav_cut_from_the_file(
+    client: TestClient, app: FastAPI
+) -> None:
+    """No browser plays raw PCM: a finished PCM chapter points at its WAV, times on it."""
+    manifest = submit(client, audio_format="pcm")
+    for position in range(len(manifest.documents[0].chunks)):
+        store_chunk(app, manifest, position)
+    preview = client.get(f"{chapters_url(manifest)}/2", headers=AUTH_A).json()
+    finish(app, manifest)
+    chapter = client.get(f"{chapters_url(manifest)}/2", headers=AUTH_A).json()
+    assert chapter["final"] and chapter["audio"].endswith("/chapters/2/audio")
+    assert chapter["start"] == 0.0 and chapter["end"] == pytest.approx(preview["end"], abs=2e-6)
+    assert len(chapter["words"]) == len(preview["words"])
+    for final, early in zip(chapter["words"], preview["words"], strict=True):
+        assert final == pytest.approx(early, abs=2e-6)
+    audio = client.get(chapter["audio"], headers={**AUTH_A, "Range": "bytes=0-11"})
+    assert audio.status_code == 206 and audio.content[:4] == b"RIFF"
+
+
 def test_a_job_redis_forgot_is_read_from_the_store(client: TestClient, app: FastAPI) -> None:
     manifest = submit(client)
     for position in range(len(manifest.documents[0].chunks)):
