@@ -107,8 +107,10 @@ async function openChapter(index, { at = null, play = false } = {}) {
   }
   if (state.chapter !== chapter) {
     state.chapter = chapter;
-    reading.show(chapter);
+    const spokenHeading = reading.show(chapter);
     chapterTitle.textContent = chapter.title;
+    // The text's own heading shows the title: the label stays for screen readers only.
+    chapterTitle.classList.toggle("visually-hidden", spokenHeading);
     markChapter();
   }
   const target = at ?? chapter.start;
@@ -344,6 +346,10 @@ function renderReports() {
       ["RMS", loud ? `${loud.rms_dbfs.toFixed(1)} dB` : null],
       ["Noise floor", loud ? `${loud.noise_floor_dbfs.toFixed(0)} dB` : null],
       ["ACX", loud ? (loud.acx ? "meets ACX's levels" : "misses ACX's levels") : null],
+    ]);
+  } else if (job.status === "succeeded") {
+    facts(document.getElementById("loudness"), [
+      ["Report", "none: the audio is as synthesised, not mastered"],
     ]);
   }
 }

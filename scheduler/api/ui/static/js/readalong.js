@@ -22,6 +22,8 @@ export class Reading {
    * Put `chapter.text` in the page, one span per entry of `chapter.words`, in one <p> per
    * paragraph: a change of the current word then lays out one paragraph, not the chapter
    * (measured by bench/bench_player.py: one block of 8 000 words took ~50 ms per change).
+   * A first paragraph that is the chapter's title (its spoken heading) is styled as one;
+   * returns whether there was one.
    */
   show(chapter) {
     const { text, words } = chapter;
@@ -55,11 +57,16 @@ export class Reading {
       position = to;
     }
     if (position < text.length) gap(text.slice(position));
+    const first = fragment.querySelector("p");
+    const squeeze = (value) => value.replace(/\s+/g, " ").trim().toLowerCase();
+    const heading = Boolean(first && chapter.title && squeeze(first.textContent) === squeeze(chapter.title));
+    if (heading) first.classList.add("heading");
     this.container.replaceChildren(fragment);
     this.container.scrollTop = 0;
     this.spans = spans;
     this.starts = starts;
     this.current = -1;
+    return heading;
   }
 
   /** The index of the word spoken at `time`: the last one starting at or before it (binary search). */
