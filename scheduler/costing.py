@@ -20,7 +20,7 @@ from typing import Final
 
 from scheduler.splitting import split
 from ttsbatch.cache import ChunkCache, chunk_address
-from ttsbatch.models import Document, Estimate, JobOptions, Manifest
+from ttsbatch.models import Document, Estimate, JobOptions, Manifest, chars_for
 from ttsbatch.settings import Settings
 
 #: Characters of speech per second of audio, pauses included (espeak-ng, English prose).
@@ -102,7 +102,8 @@ def over_budget(
             f" billed ({found.cached_chars:,} more come from the cache), over the cap of"
             f" {max_billed_chars:,}"
         )
-    if max_cost is not None and found.cost is not None and found.cost > max_cost:
+    price = found.price_per_million
+    if max_cost is not None and price and found.billed_chars > chars_for(max_cost, price):
         return (
             f"refused before anything was sent: it would cost ${found.cost:.4f}"
             f" ({found.billed_chars:,} characters at ${found.price_per_million}/M"

@@ -237,7 +237,7 @@ def _over_caps(
     found = estimate(manifest, texts, settings, cache)
     refusal = over_budget(found, max_cost=record.max_cost, max_billed_chars=record.max_billed_chars)
     if refusal is None and monthly and record.account:
-        spent = Billing(state.client).spent(record.account)
+        spent = Billing.of(state).spent(record.account)
         left = max(0.0, monthly - spent)
         refusal = over_budget(found, max_cost=left, max_billed_chars=None)
         if refusal is not None:

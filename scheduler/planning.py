@@ -21,6 +21,7 @@ from scheduler.dispatch import chunk_messages, dispatch_chunks, dispatch_finaliz
 from scheduler.ingest.anchoring import source_map
 from scheduler.splitting import split
 from ttsbatch import keys
+from ttsbatch.billing import Billing
 from ttsbatch.manifests import read_manifest, write_manifest
 from ttsbatch.models import (
     Document,
@@ -180,6 +181,7 @@ def start_job(
         mark_manifest(store, job_id, JobStatus.RUNNING, None)
     if fresh:
         snapshot = state.init(manifest, keep_chunks=keep_chunks)
+        Billing.of(state).forget(job_id)  # a job id used before (purged, sent again) starts anew
         done: set[str] = set()
     else:
         snapshot = state.rebuild_from_store(store, manifest, keep_chunks=keep_chunks)

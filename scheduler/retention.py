@@ -26,7 +26,7 @@ from typing import Final
 
 from ttsbatch import keys
 from ttsbatch.cache import UseLog, prune
-from ttsbatch.keys import CACHE_PREFIX, RedisKeys
+from ttsbatch.keys import CACHE_PREFIX
 from ttsbatch.manifests import find_manifest, write_manifest
 from ttsbatch.settings import CacheSettings
 from ttsbatch.state import TERMINAL, JobState
@@ -81,9 +81,8 @@ def prune_cache(store: Store, state: JobState, settings: CacheSettings) -> tuple
     """Bring the store's chunk cache (every scope) within its budget; return the entries
     and bytes removed. The least recently used go first (hits noted by the workers)."""
     max_age = settings.max_age_days * 86400 if settings.max_age_days else None
-    uses = UseLog(state.client, RedisKeys(state.namespace))
     removed, freed = prune(
-        store, CACHE_PREFIX, settings.store_max_bytes, max_age=max_age, uses=uses
+        store, CACHE_PREFIX, settings.store_max_bytes, max_age=max_age, uses=UseLog.of(state)
     )
     if removed:
         log.info("chunk cache: removed %d entries, %.1f MB", removed, freed / 1e6)

@@ -14,12 +14,12 @@ again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass, field
-from functools import cached_property
 from importlib import resources
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import redis
 from redis.commands.core import Script
@@ -28,6 +28,9 @@ from ttsbatch.errors import BudgetError
 from ttsbatch.keys import RedisKeys
 from ttsbatch.models import SpendLimit
 from ttsbatch.usage import stopped_at_cap
+
+if TYPE_CHECKING:
+    from ttsbatch.state import JobState
 
 #: Seconds a month's tally is kept after its last change.
 KEEP_SECONDS: Final = 40 * 86400
@@ -43,12 +46,17 @@ def month_of(now: float | None = None) -> str:
     return time.strftime("%Y-%m", time.gmtime(now))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Billing:
     """The monthly tallies in Redis."""
 
     client: redis.Redis
     names: RedisKeys = field(default_factory=RedisKeys)
+
+    @classmethod
+    def of(cls, state: JobState) -> Billing:
+        """The tallies beside ``state``'s jobs (its Redis, its namespace)."""
+        return cls(state.client, RedisKeys(state.namespace))
 
     def spent(self, account: str, *, now: float | None = None) -> float:
         """What ``account`` spent this month (USD)."""
@@ -85,8 +93,49 @@ class Billing:
                 " the cap is raised or next month"
             )
 
-    @cached_property
+    def give_back(
+        self, job_id: str, limit: SpendLimit, chars: int, *, now: float | None = None
+    ) -> None:
+        """Return what :meth:`take` took for a request that was never sent."""
+        cost = chars * (limit.price_per_million or 0.0) / 1e6 if limit.account else 0.0
+        with self.client.pipeline() as pipe:
+            pipe.decrby(self.names.spend(job_id), chars)
+            if cost:
+                pipe.hincrbyfloat(
+                    self.names.billing(limit.account or "-", month_of(now)), "cost", -cost
+                )
+            pipe.execute()
+
+    def forget(self, job_id: str) -> None:
+        """Drop a job's tally (a job planned afresh, or purged, starts from nothing)."""
+        self.client.delete(self.names.spend(job_id))
+
+    @property
     def _take(self) -> Script:
         """The script that takes a request from both tallies at once (``billing_take.lua``)."""
-        text = resources.files(__package__).joinpath("billing_take.lua").read_text()
-        return self.client.register_script(text)
+        return _script(self.client)
+
+
+@functools.lru_cache(maxsize=16)
+def _script(client: redis.Redis) -> Script:
+    """``billing_take.lua`` registered on ``client`` (once per client)."""
+    return client.register_script(
+        resources.files(__package__).joinpath("billing_take.lua").read_text()
+    )
+
+
+@dataclass(frozen=True)
+class JobSpend:
+    """A worker's allowance for one job (:class:`~ttsbatch.usage.Spend`): its caps in Redis."""
+
+    billing: Billing
+    job_id: str
+    limit: SpendLimit
+
+    def take(self, chars: int) -> None:
+        """Take a request's characters, or raise :class:`BudgetError` past a cap."""
+        self.billing.take(self.job_id, self.limit, chars)
+
+    def give_back(self, chars: int) -> None:
+        """Return the characters of a request that was never sent."""
+        self.billing.give_back(self.job_id, self.limit, chars)

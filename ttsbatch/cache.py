@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import redis
 
@@ -38,6 +38,9 @@ from ttsbatch.keys import RedisKeys
 from ttsbatch.models import ChunkRecord, EngineSpec
 from ttsbatch.storage import Store, Stored
 from ttsbatch.storage.local import LocalStore
+
+if TYPE_CHECKING:
+    from ttsbatch.state import JobState
 
 #: Bumped when what an address covers, or an entry's layout, changes.
 CACHE_FORMAT: Final = 1
@@ -95,6 +98,11 @@ class UseLog:
     client: redis.Redis
     names: RedisKeys = field(default_factory=RedisKeys)
 
+    @classmethod
+    def of(cls, state: JobState) -> UseLog:
+        """The log beside ``state``'s jobs (its Redis, its namespace)."""
+        return cls(state.client, RedisKeys(state.namespace))
+
     def note(self, scope: str, address: str, *, now: float | None = None) -> None:
         """Note that an entry was used now."""
         self.client.zadd(self.names.cache_used, {f"{scope}/{address}": now or time.time()})
@@ -115,8 +123,8 @@ class UseLog:
 def scan_entries(store: Store, prefix: str, uses: UseLog | None = None) -> list[Entry]:
     """Every complete entry under ``prefix`` (a record beside its audio), with its last use.
 
-    Holds one small object per entry (about 200 bytes): a million entries,
-    some 2 TB of audio, list in about 200 MB.
+    Holds one small object per entry (about 300 bytes kept, some 900 at the peak
+    of a listing): a million entries, some 2 TB of audio, take about 1 GB.
     """
     records: dict[str, Stored] = {}
     audio: dict[str, int] = {}
@@ -145,11 +153,13 @@ def evictions(
     entries: Iterable[Entry], max_bytes: int, *, max_age: float | None = None, now: float
 ) -> Iterator[Entry]:
     """The entries to remove: those unused for ``max_age`` seconds, then the least
-    recently used until the rest fit in ``max_bytes``."""
-    kept = 0
+    recently used until the rest fit in ``max_bytes`` (once one does not fit, every
+    entry used before it goes too: a small old entry never outlives a newer one)."""
+    kept, full = 0, False
     for entry in sorted(entries, key=lambda entry: entry.used, reverse=True):
         too_old = max_age is not None and now - entry.used > max_age
-        if too_old or kept + entry.size > max_bytes:
+        full = full or kept + entry.size > max_bytes
+        if too_old or full:
             yield entry
         else:
             kept += entry.size

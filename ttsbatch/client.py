@@ -175,10 +175,14 @@ class ApiClient:
         """Cancel a job (and with ``purge`` delete its artefacts)."""
         self._call("DELETE", f"/v1/jobs/{job_id}", params={"purge": str(purge).lower()})
 
-    def retry(self, job_id: str, **caps: float | None) -> JsonDict:
-        """Re-run what is missing of a failed or cancelled job, with new ``caps`` if given
-        (``max_cost``, ``max_billed_chars``: a job stopped at its cap goes on)."""
-        body = {"json": caps} if caps else {}
+    def retry(
+        self, job_id: str, *, max_cost: float | None = None, max_billed_chars: int | None = None
+    ) -> JsonDict:
+        """Re-run what is missing of a failed or cancelled job; caps given replace the job's
+        (a job stopped at its cap goes on), those not given stay."""
+        caps = {"max_cost": max_cost, "max_billed_chars": max_billed_chars}
+        given = {name: value for name, value in caps.items() if value is not None}
+        body = {"json": given} if given else {}
         result: JsonDict = self._call("POST", f"/v1/jobs/{job_id}/retry", **body).json()
         return result
 

@@ -9,6 +9,7 @@ the public timestamps file (:mod:`ttsbatch.timeline`).
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Final, Literal
 
@@ -385,6 +386,15 @@ class Estimate(Frozen):
     cost: float | None = Field(description="USD for the billed characters, if the price is known.")
 
 
+def chars_for(cost: float, price_per_million: float) -> int:
+    """The characters ``cost`` USD buys at ``price_per_million`` (a cost cap as characters).
+
+    The one conversion both checks use (before the start, while running); the
+    small allowance absorbs float error, so $0.0321 at $15/M buys 2 140, not 2 139.
+    """
+    return math.floor(cost * 1e6 / price_per_million + 1e-6)
+
+
 class SpendLimit(Frozen):
     """What a running job may send, checked before every request to a provider.
 
@@ -425,7 +435,7 @@ class SpendLimit(Frozen):
         """
         limits = [max_billed_chars] if max_billed_chars is not None else []
         if max_cost is not None and price_per_million:
-            limits.append(int(max_cost * 1e6 / price_per_million))
+            limits.append(chars_for(max_cost, price_per_million))
         limit = cls(
             max_chars=min(limits) if limits else None,
             account=account,

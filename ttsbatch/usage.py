@@ -8,8 +8,8 @@ took), so a resumed job counts the chunks of its earlier runs too.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ttsbatch.errors import BudgetError
 from ttsbatch.models import ChunkRecord, EngineSpec, Usage
@@ -60,9 +60,16 @@ class UsageCounter:
         )
 
 
-#: Takes a request's characters from a job's allowance before it is sent;
-#: raises :class:`~ttsbatch.errors.BudgetError` when they would pass its cap.
-Spend = Callable[[int], None]
+class Spend(Protocol):
+    """A job's allowance: a request's characters are taken before it is sent."""
+
+    def take(self, chars: int) -> None:
+        """Take ``chars``, or raise :class:`~ttsbatch.errors.BudgetError` past the cap."""
+        ...
+
+    def give_back(self, chars: int) -> None:
+        """Return ``chars`` taken for a request that was never sent."""
+        ...
 
 
 def stopped_at_cap(chars: int, spent: int, limit: int) -> BudgetError:
@@ -90,10 +97,15 @@ class Allowance:
         """Characters taken so far."""
         return int(self._spent.value)
 
-    def __call__(self, chars: int) -> None:
+    def take(self, chars: int) -> None:
         """Take ``chars``, or raise :class:`BudgetError` if they would pass the cap."""
         with self._spent.get_lock():
             spent = int(self._spent.value)
             if spent + chars > self.max_chars:
                 raise stopped_at_cap(chars, spent, self.max_chars)
             self._spent.value = spent + chars
+
+    def give_back(self, chars: int) -> None:
+        """Return ``chars`` taken for a request that was never sent."""
+        with self._spent.get_lock():
+            self._spent.value = int(self._spent.value) - chars

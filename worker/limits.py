@@ -71,7 +71,11 @@ def _script(client: redis.Redis, name: str) -> Script:
     return client.register_script(text)
 
 
-class ProviderBusyError(RetryableEngineError):
+class NotSentError(RetryableEngineError):
+    """Raised when a request was never sent (no provider slot was taken): nothing to pay."""
+
+
+class ProviderBusyError(NotSentError):
     """Raised when no provider slot came free in time: try later; not the chunk's fault."""
 
 
@@ -204,7 +208,7 @@ class ProviderLimiter:
         Raises:
             ProviderBusyError: no slot within ``max_wait`` (``retry_after`` says
                 how long the provider is still cooling down, if it is).
-            RetryableEngineError: ``should_stop`` returned True while waiting.
+            NotSentError: ``should_stop`` returned True while waiting.
         """
         deadline = time.monotonic() + max_wait
         while True:
@@ -212,7 +216,7 @@ class ProviderLimiter:
             if isinstance(granted, Lease):
                 return granted
             if should_stop is not None and should_stop():
-                raise RetryableEngineError(f"{self.provider}: stopped while waiting for a slot")
+                raise NotSentError(f"{self.provider}: stopped while waiting for a slot")
             left = deadline - time.monotonic()
             if left <= 0:
                 busy = granted if granted > _MAX_POLL else None

@@ -15,6 +15,7 @@ from ttsbatch.models import ChunkRecord, EngineSpec
 from ttsbatch.storage import Store
 from ttsbatch.usage import Spend
 from worker.engines import Engine, StopCheck
+from worker.limits import NotSentError
 
 #: Less audio than this per spoken character is a failed or truncated answer,
 #: not speech: speech runs at 12-20 characters a second (50-80 ms each), and
@@ -103,8 +104,13 @@ def synthesize_record(
         ttsbatch.errors.BudgetError: sending it would pass the job's cap; nothing was sent.
     """
     if spend is not None:
-        spend(len(text))
-    result = engine.synthesize(text, should_stop=should_stop)
+        spend.take(len(text))
+    try:
+        result = engine.synthesize(text, should_stop=should_stop)
+    except NotSentError:
+        if spend is not None:
+            spend.give_back(len(text))  # no provider slot was taken: nothing was sent
+        raise
     check_plausible(result.samples, result.sample_rate, text, engine=engine.name, index=index)
     record = ChunkRecord(
         index=index,

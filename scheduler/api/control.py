@@ -16,8 +16,9 @@ from scheduler.api.services import Services
 from scheduler.intake import spend_limit
 from scheduler.models import Caps
 from scheduler.planning import start_job
-from scheduler.records import read_job_record, write_job_record
+from scheduler.records import JobRecord, read_job_record, write_job_record
 from ttsbatch import keys
+from ttsbatch.billing import Billing
 from ttsbatch.manifests import find_manifest, write_manifest
 from ttsbatch.models import JobStatus
 from ttsbatch.state import CANCELLED_BY_USER, TERMINAL, mark_manifest
@@ -52,6 +53,7 @@ def cancel(services: Services, entry: JobEntry, *, purge: bool) -> None:
     services.registry.release(entry.tenant, job_id)
     if purge:
         services.store.delete(list(services.store.list(keys.job_prefix(entry.job_id))))
+        Billing.of(services.state).forget(job_id)
         services.registry.forget_job(entry)
 
 
@@ -66,11 +68,9 @@ def retry(services: Services, entry: JobEntry, caps: Caps | None = None) -> None
         ConflictError: the job is still running, or succeeded.
         NoWorkerError: no live worker serves the job's engine.
     """
-    if caps is not None:
-        _set_caps(services, entry.job_id, caps)
     manifest = find_manifest(services.store, entry.job_id)
     if manifest is None:
-        _retry_unplanned(services, entry)
+        _retry_unplanned(services, entry, caps)
         return
     status = services.state.status(entry.job_id) or manifest.status
     if manifest.status is JobStatus.SUCCEEDED or status is JobStatus.SUCCEEDED:
@@ -86,6 +86,7 @@ def retry(services: Services, entry: JobEntry, caps: Caps | None = None) -> None
         services.registry.add_job(entry)
     record = read_job_record(services.store, entry.job_id)
     if record is not None:
+        record = _with_caps(services, record, caps)
         limit = spend_limit(record, services.settings)
         if limit != manifest.limit:
             manifest = manifest.model_copy(update={"limit": limit})
@@ -93,16 +94,17 @@ def retry(services: Services, entry: JobEntry, caps: Caps | None = None) -> None
     start_job(services.store, services.state, services.producer, manifest)
 
 
-def _set_caps(services: Services, job_id: str, caps: Caps) -> None:
-    """Give the job ``caps`` in its record (what its limit is made from)."""
-    record = read_job_record(services.store, job_id)
-    if record is None:
-        raise NotFoundError(f"no job {job_id} in the store (it was purged)")
-    update = {"max_cost": caps.max_cost, "max_billed_chars": caps.max_billed_chars}
-    write_job_record(services.store, record.model_copy(update=update))
+def _with_caps(services: Services, record: JobRecord, caps: Caps | None) -> JobRecord:
+    """The job's record with the caps a retry gave (only those it gave), stored."""
+    update = caps.model_dump(exclude_unset=True) if caps is not None else {}
+    if not update:
+        return record
+    changed = record.model_copy(update=update)
+    write_job_record(services.store, changed)
+    return changed
 
 
-def _retry_unplanned(services: Services, entry: JobEntry) -> None:
+def _retry_unplanned(services: Services, entry: JobEntry, caps: Caps | None) -> None:
     """Accept again a job that failed or was cancelled before it was planned."""
     job_id = entry.job_id
     record = read_job_record(services.store, job_id)
@@ -116,7 +118,10 @@ def _retry_unplanned(services: Services, entry: JobEntry) -> None:
     check_workers(services, record.options.engine.engine)
     reserve_retry(services, entry.tenant, entry.job_id)
     try:
-        queued = record.model_copy(update={"status": JobStatus.QUEUED, "error": None})
+        update = {"status": JobStatus.QUEUED, "error": None}
+        if caps is not None:
+            update |= caps.model_dump(exclude_unset=True)
+        queued = record.model_copy(update=update)
         write_job_record(services.store, queued)
         services.registry.add_job(entry)
         services.state.set_status(job_id, JobStatus.QUEUED, only_if_active=False)

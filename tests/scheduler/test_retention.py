@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from scheduler import retention
+from scheduler.costing import over_budget
 from scheduler.ingest import ingest_text
 from scheduler.planning import plan_job, write_plan
 from ttsbatch import keys
 from ttsbatch.billing import Billing, account_of
 from ttsbatch.errors import BudgetError
 from ttsbatch.manifests import read_manifest
-from ttsbatch.models import JobOptions, JobStatus, Manifest, SpendLimit
+from ttsbatch.models import Estimate, JobOptions, JobStatus, Manifest, SpendLimit, chars_for
 from ttsbatch.state import JobState, mark_manifest
 from ttsbatch.storage.local import LocalStore
 
@@ -76,3 +77,23 @@ def test_a_tenants_month_is_tallied_and_the_cap_is_per_month(redis_db_url: str) 
     billing.take("job-2", limit, 1, now=june + 31 * 86400)
     assert billing.spent(account, now=june + 31 * 86400) == 1.0  # July starts from nothing
     assert billing.spent(account_of("key-b"), now=june) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("cost", "price", "chars"), [(0.0321, 15.0, 2140), (0.00003, 15.0, 2), (1.0, 4.0, 250_000)]
+)
+def test_a_cost_cap_buys_the_same_characters_before_the_start_and_while_running(
+    cost: float, price: float, chars: int
+) -> None:
+    """One conversion (float error once made a cap accepted at its estimate stop at its end)."""
+    assert chars_for(cost, price) == chars
+    limit = SpendLimit.of(max_cost=cost, price_per_million=price)
+    assert limit is not None and limit.max_chars == chars
+    at_cap = Estimate(
+        engine="together", chars=chars, chunks=1, cached_chunks=0, cached_chars=0,
+        billed_chars=chars, audio_seconds=1.0, wall_seconds=1.0, price_per_million=price,
+        cost=round(chars * price / 1e6, 6),
+    )  # fmt: skip
+    assert over_budget(at_cap, max_cost=cost, max_billed_chars=None) is None
+    over = at_cap.model_copy(update={"billed_chars": chars + 1})
+    assert over_budget(over, max_cost=cost, max_billed_chars=None) is not None

@@ -357,3 +357,18 @@ def test_a_tenants_month_is_counted_per_request_and_stops_a_job_at_its_cap(
     assert isinstance(outcome, Failed) and "monthly cap" in outcome.reason
     assert billing.spent(account) == pytest.approx(len(first.text))  # nothing taken for it
     assert harness.engine.calls == [first.text]
+
+
+def test_a_request_that_never_left_is_given_back_to_the_jobs_allowance(harness: Harness) -> None:
+    """No provider slot came free: nothing was sent, so nothing is taken from the caps."""
+    limit = SpendLimit(
+        max_chars=10_000, account="a-busy", monthly_cost_cap=100.0, price_per_million=1e6
+    )
+    message = harness.messages[0].model_copy(update={"limit": limit})
+    harness.engine.errors.append(ProviderBusyError("busy", retry_after=0.5))
+    assert isinstance(process_chunk(harness.ctx, message, "t0"), Retry)
+    names = RedisKeys(harness.state.namespace)
+    assert int(harness.state.client.get(names.spend(message.job_id)) or 0) == 0
+    assert Billing.of(harness.state).spent("a-busy") == 0.0
+    assert process_chunk(harness.ctx, message, "t0") == Done(True)
+    assert int(harness.state.client.get(names.spend(message.job_id)) or 0) == len(message.text)

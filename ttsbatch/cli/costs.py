@@ -44,13 +44,15 @@ def cost_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--max-cost",
             type=click.FloatRange(min=0),
             metavar="USD",
-            help="Refuse the job, before anything is sent, if it would cost more.",
+            help="Refuse the job, before anything is sent, if it would cost more; stop it,"
+            " between requests, if retries take it there.",
         ),
         click.option(
             "--max-billed-chars",
             type=click.IntRange(min=0),
             metavar="N",
-            help="Refuse the job, before anything is sent, if it would bill more characters.",
+            help="Refuse the job, before anything is sent, if it would bill more characters;"
+            " stop it, between requests, if retries take it there.",
         ),
     ]
     for option in reversed(options):

@@ -31,10 +31,9 @@ import time
 import uuid
 from collections.abc import Callable
 
-from ttsbatch.billing import Billing
+from ttsbatch.billing import Billing, JobSpend
 from ttsbatch.cache import ChunkCache, UseLog
 from ttsbatch.errors import BudgetError, FatalEngineError, RetryableEngineError, TtsBatchError
-from ttsbatch.keys import RedisKeys
 from ttsbatch.messages import ChunkMessage, FinalizeMessage, encode
 from ttsbatch.models import JobStatus
 from ttsbatch.state import Take, mark_manifest
@@ -53,7 +52,12 @@ STOPPED = frozenset({JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SUCCEEDED}
 def _stop_check(
     ctx: WorkerContext, job_id: str, deadline: float, lease: HeldLease | None
 ) -> Callable[[], bool]:
-    """Return ``should_stop`` for one chunk: shutdown, its deadline, a lost lease, cancellation."""
+    """Return ``should_stop`` for one chunk: shutdown, its deadline, a lost lease, cancellation.
+
+    A job that failed meanwhile (a cap reached by another chunk, a budget of
+    failures) does not stop a request in flight: it was paid for, so its
+    chunk is stored for the retry that finishes the job.
+    """
     next_check = 0.0
 
     def should_stop() -> bool:
@@ -66,7 +70,7 @@ def _stop_check(
         if now < next_check:
             return False
         next_check = now + _CANCEL_CHECK_SECONDS
-        return ctx.state.status(job_id) in STOPPED
+        return ctx.state.status(job_id) is JobStatus.CANCELLED
 
     return should_stop
 
@@ -145,8 +149,7 @@ def _cache(ctx: WorkerContext, message: ChunkMessage) -> ChunkCache | None:
     """The chunk cache the message names (hits noted in Redis, for eviction), if any."""
     if message.cache_scope is None:
         return None
-    uses = UseLog(ctx.state.client, RedisKeys(ctx.state.namespace))
-    return ChunkCache(ctx.store, message.cache_scope, uses)
+    return ChunkCache(ctx.store, message.cache_scope, UseLog.of(ctx.state))
 
 
 def _spender(ctx: WorkerContext, message: ChunkMessage) -> Spend | None:
@@ -154,8 +157,7 @@ def _spender(ctx: WorkerContext, message: ChunkMessage) -> Spend | None:
     limit = message.limit
     if limit is None:
         return None
-    billing = Billing(ctx.state.client, RedisKeys(ctx.state.namespace))
-    return lambda chars: billing.take(message.job_id, limit, chars)
+    return JobSpend(Billing.of(ctx.state), message.job_id, limit)
 
 
 def _let_go(ctx: WorkerContext, lease: HeldLease | None, outcome: Outcome, task_id: str) -> Outcome:

@@ -265,3 +265,18 @@ def test_the_api_runs_no_background_threads_rescue_and_webhooks_are_the_beats(
         started = {t.name for t in threading.enumerate() if t.ident not in before}
         # The test client's event loop may run threads; nothing rescues or calls webhooks.
         assert not [name for name in started if "rescue" in name or "webhook" in name]
+
+
+def test_a_retry_with_caps_changes_only_those_it_gives_and_only_when_it_runs(
+    client: TestClient, local_store: LocalStore
+) -> None:
+    job_id = submit(client, max_billed_chars=500).json()["id"]
+    refused = client.post(f"/v1/jobs/{job_id}/retry", json={"max_cost": 9}, headers=AUTH_A)
+    assert refused.status_code == 409  # still running: the job is left as it was
+    record = read_job_record(local_store, job_id)
+    assert record is not None and (record.max_cost, record.max_billed_chars) == (None, 500)
+    client.delete(f"/v1/jobs/{job_id}", headers=AUTH_A)
+    retried = client.post(f"/v1/jobs/{job_id}/retry", json={"max_cost": 9}, headers=AUTH_A)
+    assert retried.status_code == 202
+    record = read_job_record(local_store, job_id)
+    assert record is not None and (record.max_cost, record.max_billed_chars) == (9, 500)
