@@ -80,9 +80,12 @@ def sweep(store: Store, state: JobState, *, now: float | None = None) -> int:
 def prune_cache(store: Store, state: JobState, settings: CacheSettings) -> tuple[int, int]:
     """Bring the store's chunk cache (every scope) within its budget; return the entries
     and bytes removed. The least recently used go first (hits noted by the workers)."""
-    max_age = settings.max_age_days * 86400 if settings.max_age_days else None
     removed, freed = prune(
-        store, CACHE_PREFIX, settings.store_max_bytes, max_age=max_age, uses=UseLog.of(state)
+        store,
+        CACHE_PREFIX,
+        settings.store_max_bytes,
+        max_age=settings.max_age,
+        uses=UseLog.of(state),
     )
     if removed:
         log.info("chunk cache: removed %d entries, %.1f MB", removed, freed / 1e6)

@@ -106,6 +106,10 @@ class Billing:
                 )
             pipe.execute()
 
+    def sent(self, job_id: str) -> int:
+        """Characters job ``job_id`` sent so far, retries counted (its caps' tally)."""
+        return int(self.client.get(self.names.spend(job_id)) or 0)
+
     def forget(self, job_id: str) -> None:
         """Drop a job's tally (a job planned afresh, or purged, starts from nothing)."""
         self.client.delete(self.names.spend(job_id))

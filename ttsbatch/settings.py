@@ -201,6 +201,11 @@ class CacheSettings(BaseSettings):
         " spoke that text before: off by default (each tenant has its own).",
     )
 
+    @property
+    def max_age(self) -> float | None:
+        """:attr:`max_age_days` in seconds (``None``: size only)."""
+        return self.max_age_days * 86400 if self.max_age_days else None
+
     def folder(self) -> Path:
         """The local cache folder: TTSBATCH_CACHE_DIR, TTSBATCH_CACHE, XDG's cache home, ~/.cache."""
         chosen = self.dir or os.environ.get("TTSBATCH_CACHE", "")

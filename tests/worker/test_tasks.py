@@ -372,3 +372,23 @@ def test_a_request_that_never_left_is_given_back_to_the_jobs_allowance(harness: 
     assert Billing.of(harness.state).spent("a-busy") == 0.0
     assert process_chunk(harness.ctx, message, "t0") == Done(True)
     assert int(harness.state.client.get(names.spend(message.job_id)) or 0) == len(message.text)
+
+
+def test_a_request_in_flight_when_its_job_fails_ends_and_its_chunk_is_kept(
+    harness: Harness,
+) -> None:
+    """Another chunk took the job to its cap meanwhile: this request was paid, so it ends."""
+    job_id = harness.manifest.job_id
+    asked: list[bool] = []
+
+    def job_fails_meanwhile(should_stop: StopCheck | None) -> None:
+        harness.ctx.fail_job(job_id, "book/000001: stopped at its cap")
+        assert should_stop is not None
+        asked.append(should_stop())
+
+    harness.engine.during = job_fails_meanwhile
+    message = harness.messages[0]
+    assert process_chunk(harness.ctx, message, "t0") == Done(True)
+    assert asked == [False]
+    assert harness.store.exists(keys.chunk_pcm_key(job_id, message.doc, message.index))
+    assert isinstance(process_chunk(harness.ctx, harness.messages[1], "t1"), Dropped)  # not sent

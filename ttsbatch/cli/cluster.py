@@ -167,7 +167,7 @@ def status(job_id: str, as_json: bool) -> None:
     from ttsbatch.executors.distributed import job_status  # noqa: PLC0415 - keeps --help fast
     from ttsbatch.executors.progress import clock  # noqa: PLC0415
 
-    manifest, snapshot = job_status(job_id, settings=Settings())
+    manifest, snapshot, sent = job_status(job_id, settings=Settings())
     total = sum(len(plan.chunks) for plan in manifest.documents)
     if snapshot is None:
         info: dict[str, object] = {
@@ -194,12 +194,16 @@ def status(job_id: str, as_json: bool) -> None:
         }
     if manifest.usage is not None:
         info["usage"] = manifest.usage.model_dump(mode="json")
+    elif sent:
+        info["chars_sent"] = sent
     if as_json:
         click.echo(json.dumps(info, indent=1))
         return
     click.echo(f"job {job_id}: {info['status']}")
     if manifest.usage is not None:
         click.echo(f"  {usage_line(manifest.usage)}")
+    elif sent:
+        click.echo(f"  sent so far: {sent:,} characters, retries counted")
     if snapshot is None:
         click.echo(
             f"  {total} chunks; no live state in Redis (`ttsbatch resume {job_id}` rebuilds it)"

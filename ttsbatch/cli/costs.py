@@ -232,8 +232,7 @@ def cache_prune(in_store: bool, max_bytes: int | None, max_age_days: float | Non
     """Remove the least recently used chunks until the cache fits its budget."""
     settings = Settings()
     cache = _cache(settings, in_store=in_store)
-    days = settings.chunk_cache.max_age_days if max_age_days is None else max_age_days
-    age = None if days is None else days * 86400
+    age = settings.chunk_cache.max_age if max_age_days is None else max_age_days * 86400
     removed, freed = cache.prune(cache.budget if max_bytes is None else max_bytes, max_age=age)
     click.echo(f"removed {removed:,} chunks, {freed / 1e6:,.1f} MB")
 

@@ -233,8 +233,7 @@ def synth(
     finally:
         progress.close()
     if cache is not None:
-        days = settings.chunk_cache.max_age_days
-        cache.prune(settings.chunk_cache.max_bytes, max_age=days * 86400 if days else None)
+        cache.prune(settings.chunk_cache.max_bytes, max_age=settings.chunk_cache.max_age)
     written = download_outputs(store, manifest, outdir)
     if isinstance(store, LocalStore) and not keep_chunks:
         # The outputs are in OUTDIR now (hard links): the job's folder was work in progress.

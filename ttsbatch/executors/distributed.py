@@ -22,6 +22,7 @@ from celery import Celery
 from scheduler.dispatch import create_producer
 from scheduler.planning import plan_into, start_job
 from scheduler.rescue import STALL_AFTER, rescue_active, rescue_job
+from ttsbatch.billing import Billing
 from ttsbatch.errors import JobError, StorageError
 from ttsbatch.executors.reporting import ChunkDone, Progress
 from ttsbatch.manifests import find_manifest, write_manifest
@@ -170,10 +171,12 @@ def cancel(cluster: Cluster, manifest: Manifest) -> bool:
 
 def job_status(
     job_id: str, *, settings: Settings, cluster: Cluster | None = None
-) -> tuple[Manifest, JobSnapshot | None]:
-    """Return a job's stored manifest and its live state in Redis (None if Redis has none)."""
+) -> tuple[Manifest, JobSnapshot | None, int]:
+    """Return a job's stored manifest, its live state in Redis (None if Redis has none)
+    and the characters it sent so far (its caps' tally, retries counted)."""
     with _connected(settings, cluster) as live:
-        return load_manifest(live.store, job_id), live.state.snapshot(job_id)
+        manifest = load_manifest(live.store, job_id)
+        return manifest, live.state.snapshot(job_id), Billing.of(live.state).sent(job_id)
 
 
 def load_manifest(store: Store, job_id: str) -> Manifest:
