@@ -13,7 +13,7 @@ from lxml import etree
 
 from ttsbatch.audio.readalong import Audio, Front, build_book
 from ttsbatch.audio.readalong.anchors import parse_xhtml, wrap
-from ttsbatch.audio.readalong.parts import write_archive
+from ttsbatch.audio.readalong.parts import write_archive, xhtml_bytes
 from ttsbatch.audio.readalong.timing import Clip, Spoken, clock, contiguous
 from ttsbatch.models import BreakKind, ChunkSpan, Span, TimedChunk, TimedWord
 
@@ -212,3 +212,32 @@ def test_an_epub2_becomes_epub3_keeping_its_creators_name_and_role_and_one_date(
     assert ("media:duration", None, "0:00:02.800000") in metas
     assert chapter.startswith("<?xml version='1.0' encoding='utf-8'?>\n<!DOCTYPE html>")
     assert '<span id="ra-s2">It began here.</span>' in chapter
+
+
+def test_named_entities_of_an_epub2_document_become_characters_under_the_html5_doctype() -> None:
+    """Nothing declares ``&nbsp;`` under ``<!DOCTYPE html>``: epubcheck's RSC-016, a fatal."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    source = (
+        b'<?xml version="1.0"?><!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN"'
+        b' "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd"><html xmlns="http://www.w3.org/1999/xhtml">'
+        b"<body><p>a&nbsp;b <i>c</i>&mdash;d</p></body></html>"
+    )
+    written = xhtml_bytes(etree.ElementTree(etree.fromstring(source, parser))).decode()
+    assert "<!DOCTYPE html>" in written and "&nbsp;" not in written
+    assert "<p>a\u00a0b <i>c</i>\u2014d</p>" in written
+
+
+def test_a_unit_over_two_paragraphs_is_one_span_in_each_never_a_span_around_them() -> None:
+    """A chunk without word times is one unit; a <span> may not hold a <p> (RSC-005)."""
+    tree = parse_xhtml(
+        b'<html xmlns="http://www.w3.org/1999/xhtml"><body><div><p>One.</p><p>Two.</p></div>'
+        b"</body></html>"
+    )
+    before = _text(tree)
+    first, second = list(tree.getroot().iter("{*}p"))
+    number = {node: n for n, node in enumerate(tree.getroot().iter())}
+    segments = [(0, 4, number[first], 0, 0), (5, 9, number[second], 0, 0)]
+    made = wrap(tree, segments, [("s1", 0, 9)])
+    assert made == [("s1-1", 0, 4), ("s1-2", 5, 9)]
+    assert _text(tree) == before
+    assert [span.getparent() for span in tree.getroot().iter("{*}span")] == [first, second]

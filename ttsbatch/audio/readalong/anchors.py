@@ -159,6 +159,57 @@ class _Whole:
         parent.insert(first, span)
 
 
+#: Elements a ``<span>`` may not hold (HTML's flow content that is not phrasing).
+_BLOCKS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dd",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hgroup",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+
+
+def _is_block(element: etree._Element) -> bool:
+    """Whether ``element`` is flow content a span cannot hold (comments are not elements)."""
+    return isinstance(element.tag, str) and etree.QName(element).localname in _BLOCKS
+
+
 def _whole(
     numbered: list[etree._Element], found: list[tuple[tuple[int, int], int, int, int, int]]
 ) -> _Whole | None:
@@ -197,8 +248,9 @@ def _whole(
     else:  # it ends inside a child: the span ends after it
         last, end = _child_of(parent, containers[-1]), 0
     children = list(parent)[first : parent.index(last) + 1]
-    if not children or not all(_covered(child, covered) for child in children):
-        return None
+    phrasing = not any(_is_block(element) for child in children for element in child.iter())
+    if not (children and phrasing and all(_covered(child, covered) for child in children)):
+        return None  # a span holds phrasing only (a unit over paragraphs: one per text node)
     tails = [(child, True) for child in children[:-1]]
     if not all(_slot_covered(slot, covered) for slot in tails):
         return None

@@ -12,6 +12,7 @@ system puts on the element being read. The archive's first entry is
 
 from __future__ import annotations
 
+import html.entities
 import posixpath
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -113,8 +114,31 @@ def nav_document(title: str, language: str, entries: etree._Element) -> bytes:
 
 
 def xhtml_bytes(tree: etree._ElementTree) -> bytes:
-    """Serialise an XHTML document as EPUB 3 wants it: UTF-8, ``<!DOCTYPE html>``."""
+    """Serialise an XHTML document as EPUB 3 wants it: UTF-8, ``<!DOCTYPE html>``.
+
+    Named entities an EPUB 2 document took from its XHTML 1.1 DTD (``&nbsp;``)
+    become their characters: under ``<!DOCTYPE html>`` nothing declares them,
+    and a reading system would refuse the document (epubcheck's RSC-016).
+    """
+    for entity in list(tree.iter(etree.Entity)):
+        _inline(entity)
     return etree.tostring(tree, xml_declaration=True, encoding="utf-8", doctype="<!DOCTYPE html>")
+
+
+def _inline(entity: etree._Entity) -> None:
+    """Replace an entity reference with its character (kept as written if unknown)."""
+    name = entity.text.strip("&;")
+    code = html.entities.name2codepoint.get(name)
+    text = (chr(code) if code is not None else entity.text) + (entity.tail or "")
+    parent = entity.getparent()
+    if parent is None:
+        return
+    previous = entity.getprevious()
+    if previous is not None:
+        previous.tail = (previous.tail or "") + text
+    else:
+        parent.text = (parent.text or "") + text
+    parent.remove(entity)
 
 
 def write_archive(out: Path, files: Iterable[tuple[str, bytes | Path]], *, opf_path: str) -> None:
