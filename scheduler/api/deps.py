@@ -66,12 +66,18 @@ def get_tenant(
 
 
 def same_origin(request: Request) -> bool:
-    """Whether a request's ``Origin`` (sent by browsers on every POST, DELETE…) is our host.
+    """Whether a request comes from our own pages (browsers say so on every POST, DELETE…).
 
-    Compared by host and port only: behind a proxy that ends TLS the app sees
-    ``http`` while the page's origin is ``https``. No ``Origin`` at all is not
-    a browser's cross-site request (a script or an old client): accepted.
+    A browser's ``Sec-Fetch-Site`` (which no page can forge) decides when it is
+    sent: a proxy that rewrites ``Host`` then breaks nothing. Otherwise the
+    ``Origin`` is compared with the host by host and port only: behind a proxy
+    that ends TLS the app sees ``http`` while the page's origin is ``https``. No
+    ``Origin`` at all is not a browser's cross-site request (a script or an old
+    client): accepted.
     """
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site.lower() == "same-origin"
     origin = request.headers.get("origin")
     if origin is None:
         return True

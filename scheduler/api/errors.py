@@ -95,6 +95,13 @@ class UnauthorizedError(ApiError):
     code = "unauthorized"
 
 
+class ForbiddenError(ApiError):
+    """Raised when a browser sends a change from another site's page."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NoWorkerError(ApiError):
     """Raised when no live worker consumes the queue a job's chunks (or stitch) would go to."""
 

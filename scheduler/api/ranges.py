@@ -39,7 +39,8 @@ RANGED: Final[dict[int | str, dict[str, Any]]] = {
     416: {"model": Problem, "description": "The range starts past the end."},
 }
 
-_SPEC = re.compile(r"^(\d*)-(\d*)$")
+#: At most 19 digits: a byte position fits in 63 bits (more is no range: all is sent).
+_SPEC = re.compile(r"^(\d{0,19})-(\d{0,19})$")
 
 
 class UnsatisfiableRangeError(Exception):
@@ -56,18 +57,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     Raises:
         UnsatisfiableRangeError: the range starts at or past ``size``, or is ``bytes=-0``.
     """
-    if header is None:
-        return None
-    unit, sep, specs = header.strip().partition("=")
-    if not sep or unit.strip().lower() != "bytes" or "," in specs:
-        return None
+    unit, sep, specs = (header or "").strip().partition("=")
     match = _SPEC.match(specs.strip())
-    if match is None or match.group(1) == match.group(2) == "":
-        return None
+    if not sep or unit.strip().lower() != "bytes" or match is None:
+        return None  # no header, another unit, several ranges, no range at all
     first, last = match.group(1), match.group(2)
+    if first == "" and (last == "" or size == 0):
+        return None  # bytes=-, or a suffix of the empty representation (satisfiable: RFC 9110)
     if first == "":  # bytes=-n: the last n bytes
         suffix = int(last)
-        if suffix == 0 or size == 0:
+        if suffix == 0:
             raise UnsatisfiableRangeError(f"bytes=-{suffix} of {size} bytes")
         return max(size - suffix, 0), size
     start = int(first)

@@ -21,6 +21,7 @@ from starlette.types import Scope
 
 from scheduler.api.auth import SESSION_COOKIE, KeyRing
 from scheduler.api.deps import ServicesDep, same_origin
+from scheduler.api.errors import ForbiddenError
 from scheduler.api.ui.pages import page
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
@@ -124,10 +125,26 @@ async def sign_in(request: Request) -> Response:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _over_https(request: Request) -> bool:
+    """Whether the browser reached us over https, also through a proxy that ends TLS.
+
+    The proxy's ``X-Forwarded-Proto`` is believed here even from an untrusted
+    peer: all it can do is mark the cookie Secure, which costs nothing over https.
+    """
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+def _refuse_other_sites(request: Request) -> None:
+    """Refuse a sign-out sent from another site's page (logout CSRF)."""
+    if not same_origin(request):
+        raise ForbiddenError("sign out from this site's own page")
 
 
 def _signed_out(response: Response, request: Request) -> Response:
@@ -136,7 +153,7 @@ def _signed_out(response: Response, request: Request) -> Response:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_over_https(request),
     )
     return response
 
@@ -144,10 +161,12 @@ def _signed_out(response: Response, request: Request) -> Response:
 @router.post("/session/delete")
 def sign_out_form(request: Request) -> Response:
     """Forget the session (the page's sign-out button) and show the sign-in form."""
+    _refuse_other_sites(request)
     return _signed_out(RedirectResponse("/ui/", status_code=303), request)
 
 
 @router.delete("/session", status_code=204)
 def sign_out(request: Request) -> Response:
     """Forget the session."""
+    _refuse_other_sites(request)
     return _signed_out(Response(status_code=204), request)

@@ -25,6 +25,7 @@ from scheduler.api.ranges import UnsatisfiableRangeError, parse_range
         ("items=0-5", None),  # another unit
         ("bytes=5-2", None),  # last before first: invalid, ignored
         ("bytes=-", None),
+        ("bytes=" + "9" * 5000 + "-", None),  # no byte position: all is sent (not a 500)
         ("bytes=a-b", None),
         ("bytes 0-5", None),
     ],
@@ -35,6 +36,10 @@ def test_a_range_header_is_read_as_one_range_or_none(
     assert parse_range(header, 1000) == expected
 
 
+def test_a_suffix_of_an_empty_file_is_satisfiable_and_sent_whole() -> None:
+    assert parse_range("bytes=-5", 0) is None  # RFC 9110 14.1.1
+
+
 @pytest.mark.parametrize(
     ("header", "size"),
     [
@@ -42,7 +47,6 @@ def test_a_range_header_is_read_as_one_range_or_none(
         ("bytes=1000-2000", 1000),
         ("bytes=-0", 1000),
         ("bytes=0-", 0),
-        ("bytes=-5", 0),
     ],
 )
 def test_a_range_past_the_end_is_unsatisfiable(header: str, size: int) -> None:

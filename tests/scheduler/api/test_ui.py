@@ -55,6 +55,16 @@ def test_a_session_over_https_gets_a_secure_cookie(app: FastAPI) -> None:
         assert "secure" in sign_in(client).headers["set-cookie"].lower()
 
 
+def test_behind_a_proxy_that_ends_tls_the_cookie_is_secure_too(client: TestClient) -> None:
+    answer = client.post(
+        "/ui/session",
+        data={"key": KEY_A},
+        headers={"X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303 and "secure" in answer.headers["set-cookie"].lower()
+
+
 def test_a_wrong_key_shows_the_form_again_and_sets_no_cookie(client: TestClient) -> None:
     answer = sign_in(client, "not-a-key", next="/ui/jobs/abc")
     assert answer.status_code == 401
@@ -119,6 +129,12 @@ def test_the_cookie_does_not_authenticate_a_change_sent_from_another_site(
         "/ui/session", data={"key": KEY_A}, headers={"Origin": "https://evil.example"}
     )
     assert signed_elsewhere.status_code == 403
+    # A browser's Sec-Fetch-Site decides when sent (a proxy may rewrite Host).
+    fetched = {"Origin": "https://books.example", "Sec-Fetch-Site": "same-origin"}
+    assert client.post(f"/v1/jobs/{job['id']}/retry", headers=fetched).status_code == 202
+    cross = {"Origin": "http://testserver", "Sec-Fetch-Site": "cross-site"}
+    assert client.delete("/ui/session", headers=cross).status_code == 403  # no logout CSRF
+    assert client.get("/v1/jobs").status_code == 200  # still signed in
 
 
 def test_signing_out_forgets_the_session(client: TestClient) -> None:
