@@ -34,9 +34,14 @@ CHROMIUM_ARGS = [
 _screenshots: list[Path] = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A headless Chromium (Playwright ``Browser``) for the session."""
+    """A headless Chromium (Playwright ``Browser``) for a module.
+
+    Not for the session: Playwright's sync API keeps an event loop running in
+    the main thread until it stops, and tests after it that call
+    ``asyncio.run`` (the API's middleware tests) would fail.
+    """
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)"
         if os.environ.get("CI", "").lower() == "true":
