@@ -19,9 +19,10 @@ V = TypeVar("V")
 class Memo(Generic[K, V]):
     """At most ``size`` values by key; thread-safe.
 
-    Two threads missing the same key at once both make it (and one value is
-    kept): making is not done under the lock, so one slow make blocks no other
-    key.
+    Threads missing the same key at once wait for one make (a player asks
+    for three chapters of a book at once: its timeline, 20 MB of JSON for
+    *Moby-Dick*, is parsed once, not three times); a make holds only its own
+    key's lock, so one slow make blocks no other key.
     """
 
     def __init__(self, size: int) -> None:
@@ -30,6 +31,7 @@ class Memo(Generic[K, V]):
         self.size = size
         self._values: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._making: dict[K, threading.Lock] = {}
 
     def get(self, key: K) -> V | None:
         """Return the value kept for ``key`` (now the most recently used), or None."""
@@ -51,7 +53,18 @@ class Memo(Generic[K, V]):
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
         """Return the value kept for ``key``, making and keeping it if there is none."""
         value = self.get(key)
-        return value if value is not None else self.put(key, make())
+        if value is not None:
+            return value
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        try:
+            with making:
+                value = self.get(key)  # made by the thread this one waited for
+                return value if value is not None else self.put(key, make())
+        finally:
+            with self._lock:
+                if self._making.get(key) is making and not making.locked():
+                    del self._making[key]
 
     def drop(self, key: K) -> None:
         """Forget ``key``'s value, if kept."""
