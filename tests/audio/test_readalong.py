@@ -13,6 +13,7 @@ from lxml import etree
 
 from ttsbatch.audio.readalong import Audio, Front, build_book
 from ttsbatch.audio.readalong.anchors import parse_xhtml, wrap
+from ttsbatch.audio.readalong.kept import _free_prefix
 from ttsbatch.audio.readalong.parts import write_archive, xhtml_bytes
 from ttsbatch.audio.readalong.timing import Clip, Spoken, clock, contiguous
 from ttsbatch.models import BreakKind, ChunkSpan, Span, TimedChunk, TimedWord
@@ -241,3 +242,12 @@ def test_a_unit_over_two_paragraphs_is_one_span_in_each_never_a_span_around_them
     assert made == [("s1-1", 0, 4), ("s1-2", 5, 9)]
     assert _text(tree) == before
     assert [span.getparent() for span in tree.getroot().iter("{*}span")] == [first, second]
+
+
+def test_the_ids_added_to_a_kept_document_never_repeat_one_it_has() -> None:
+    tree = parse_xhtml(
+        b'<html xmlns="http://www.w3.org/1999/xhtml"><body><p id="ra-s1">One.</p>'
+        b'<p id="ra-sx">Two.</p></body></html>'
+    )
+    assert _free_prefix(tree, "ra-s") == "ra-sxx"
+    assert _free_prefix(tree, "ra-w") == "ra-w"

@@ -143,6 +143,14 @@ def _package_path(archive: zipfile.ZipFile) -> str:
     return str(rootfile.get("full-path"))
 
 
+def _free_prefix(tree: etree._ElementTree, prefix: str) -> str:
+    """``prefix``, lengthened until no id the document has starts with it (ids stay unique)."""
+    taken = [str(element.get("id")) for element in tree.iter() if element.get("id")]
+    while any(name.startswith(prefix) for name in taken):
+        prefix += "x"
+    return prefix
+
+
 def _place(
     archive: zipfile.ZipFile,
     source: SourceMap,
@@ -160,7 +168,8 @@ def _place(
     owner: list[int] = []
     for number, document in enumerate(source.documents):
         tree = parse_xhtml(archive.read(document.path))
-        spans = wrap(tree, document.segments, _units_in(document, units, starts, prefix))
+        own = _free_prefix(tree, prefix)
+        spans = wrap(tree, document.segments, _units_in(document, units, starts, own))
         _link_css(tree, relative(css_path, document.path))
         if upgrade:
             _html5(tree)
