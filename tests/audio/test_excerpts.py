@@ -4,7 +4,9 @@ byte for byte, over any range; sections split a document as its chapter marks do
 from __future__ import annotations
 
 import random
+import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +15,7 @@ from ttsbatch.audio.excerpts import ChunkBytes, Excerpt, Piece, Silence
 from ttsbatch.audio.sections import Section, sections
 from ttsbatch.audio.timeline import chapter_spans
 from ttsbatch.audio.wav import HEADER_SIZE, wav_header
+from ttsbatch.errors import JobError
 from ttsbatch.models import BreakKind, Chapter, ChunkSpan, Pauses
 
 BREAKS = [BreakKind.SENTENCE, BreakKind.PARAGRAPH, BreakKind.CHAPTER, BreakKind.NONE]
@@ -127,3 +130,11 @@ def test_what_precedes_the_first_chapter_is_a_section_and_empty_chapters_are_lef
         Section(1, "One", 1, 2, 10, 18),
         Section(2, "Two", 2, 4, 20, 38),
     ]
+
+
+def test_a_chapter_past_4_gib_streams_with_the_largest_sizes_a_wav_can_say() -> None:
+    """A 24-hour PCM book without chapters is one chapter: the player still gets a WAV."""
+    header = wav_header(3 * 2**30, 24000, streamed=True)
+    assert struct.unpack("<I", header[4:8]) == (0xFFFFFFFF,)
+    with pytest.raises(JobError):
+        wav_header(3 * 2**30, 24000)  # a file must not lie about its size

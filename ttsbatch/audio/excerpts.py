@@ -64,7 +64,7 @@ class Excerpt:
         Raises:
             JobError: if the audio exceeds the 4 GiB limit of the WAV format.
         """
-        header = wav_header(total_samples(placements), sample_rate)
+        header = wav_header(total_samples(placements), sample_rate, streamed=True)
         offsets: list[int] = []
         cursor = HEADER_SIZE
         for place in placements:

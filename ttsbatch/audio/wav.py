@@ -10,16 +10,24 @@ HEADER_SIZE = 44
 _MAX_DATA = 0xFFFFFFFF - 36  # RIFF sizes are 32-bit
 
 
-def wav_header(samples: int, sample_rate: int, *, channels: int = 1, width: int = 2) -> bytes:
+def wav_header(
+    samples: int, sample_rate: int, *, channels: int = 1, width: int = 2, streamed: bool = False
+) -> bytes:
     """Return the 44-byte header of a PCM WAV holding ``samples`` frames.
+
+    A ``streamed`` WAV (served to a player, never a file) past 4 GiB gives the
+    largest sizes a WAV can say (RIFF 0xFFFFFFFF), as streaming writers do: players read on.
 
     Raises:
         JobError: if the audio exceeds the 4 GiB limit of the WAV format (about
-            24 hours at 24 kHz); use the raw PCM format for such books.
+            24 hours at 24 kHz) and is not ``streamed``; use the raw PCM format for
+            such books.
     """
     data = samples * channels * width
     if data > _MAX_DATA:
-        raise JobError(f"{data} bytes of audio exceed the 4 GiB WAV limit: use --format pcm")
+        if not streamed:
+            raise JobError(f"{data} bytes of audio exceed the 4 GiB WAV limit: use --format pcm")
+        data = _MAX_DATA  # RIFF size 0xFFFFFFFF
     return struct.pack(
         "<4sI4s4sIHHIIHH4sI",
         b"RIFF",
