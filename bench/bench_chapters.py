@@ -42,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fastapi import FastAPI  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
 from scheduler.api import create_app  # noqa: E402
@@ -180,6 +181,24 @@ def finish(services: Services, manifest: Manifest, text: str) -> int:
     return store.size(outputs["timestamps"])
 
 
+def planning_app(folder: Path, redis_url: str) -> tuple[LocalStore, Settings, FastAPI]:
+    """An API app on a store in ``folder`` that plans jobs in process, as the beat would,
+    with a worker announced (none runs: the bench writes the chunk records itself)."""
+    store = LocalStore(folder / "store")
+    settings = Settings(store=store.url, redis_url=redis_url, api=ApiSettings(keys=SecretStr(KEY)))
+    Roster.from_url(redis_url).announce("bench@host", ALL_QUEUES, ttl=3600)
+    app = create_app(settings, store=store)
+    services = app.state.services
+    planner = Planner(
+        store=store,
+        state=services.state,
+        producer=services.producer,
+        max_chars=settings.api.max_chars_per_job,
+    )
+    app.state.services = dataclasses.replace(services, plan=planner)
+    return store, settings, app
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -188,20 +207,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="warm passes over every chapter")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder) / "redis") as redis:
-        store = LocalStore(Path(folder) / "store")
-        settings = Settings(
-            store=store.url, redis_url=redis.url, api=ApiSettings(keys=SecretStr(KEY))
-        )
-        Roster.from_url(redis.url).announce("bench@host", ALL_QUEUES, ttl=3600)
-        app = create_app(settings, store=store)
+        store, _, app = planning_app(Path(folder), redis.url)
         services = app.state.services
-        planner = Planner(
-            store=store,
-            state=services.state,
-            producer=services.producer,
-            max_chars=settings.api.max_chars_per_job,
-        )
-        app.state.services = dataclasses.replace(services, plan=planner)  # plan as the beat would
         with TestClient(app) as client:
             started = time.perf_counter()
             files = {"files": (args.book.name, args.book.read_bytes())}

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import random
 import re
@@ -47,21 +46,20 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 import uvicorn  # noqa: E402
-from bench_chapters import finish, store_records  # noqa: E402 - how a job is finished unspoken
+from bench_chapters import (  # noqa: E402 - how a job is finished unspoken
+    finish,
+    planning_app,
+    store_records,
+)
 from fastapi import FastAPI  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
 
-from scheduler.api import create_app  # noqa: E402
-from scheduler.intake import Planner  # noqa: E402
 from ttsbatch import keys  # noqa: E402
 from ttsbatch.audio.wav import wav_header  # noqa: E402
 from ttsbatch.dev.services import LOOPBACK, RedisServer, free_port  # noqa: E402
 from ttsbatch.dev.stack import stop_process, ttsbatch_command  # noqa: E402
 from ttsbatch.manifests import read_manifest  # noqa: E402
-from ttsbatch.messages import ALL_QUEUES  # noqa: E402
-from ttsbatch.roster import Roster  # noqa: E402
-from ttsbatch.settings import ApiSettings, Settings  # noqa: E402
+from ttsbatch.settings import Settings  # noqa: E402
 from ttsbatch.storage.local import LocalStore  # noqa: E402
 
 KEY = "bench-key"
@@ -276,7 +274,8 @@ def measure(url: str, job_id: str, chapters: list[dict[str, Any]], seeks: int) -
 
         # Seeks while paused: to a word of this chapter, or of another chapter.
         rng = random.Random(14)
-        inside, across = [], []
+        inside: list[float] = []
+        across: list[float] = []
         page.evaluate("window.__bench.recording = true")
         current = biggest
         for n in range(seeks):
@@ -322,20 +321,7 @@ def main() -> None:
     parser.add_argument("--seeks", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, RedisServer(Path(folder) / "redis") as redis:
-        store = LocalStore(Path(folder) / "store")
-        settings = Settings(
-            store=store.url, redis_url=redis.url, api=ApiSettings(keys=SecretStr(KEY))
-        )
-        Roster.from_url(redis.url).announce("bench@host", ALL_QUEUES, ttl=3600)
-        app = create_app(settings, store=store)
-        services = app.state.services
-        planner = Planner(
-            store=store,
-            state=services.state,
-            producer=services.producer,
-            max_chars=settings.api.max_chars_per_job,
-        )
-        app.state.services = dataclasses.replace(services, plan=planner)  # plan as the beat would
+        store, settings, app = planning_app(Path(folder), redis.url)
         url, server, thread = serve(app)
         try:
             job_id = finished_book(args.book, url, app, store)
