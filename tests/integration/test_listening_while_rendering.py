@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from scheduler.api import create_app
@@ -43,15 +44,21 @@ A zebra stood by the gate. The zebra did not move. Then the zebra slept.
 """
 
 
-def test_a_running_jobs_finished_chapter_plays_before_the_job_ends(
-    make_harness: Callable[..., Harness],
-) -> None:
+def held_stack(make_harness: Callable[..., Harness], key: str) -> tuple[Harness, FastAPI]:
+    """A worker, and an API that plans in process (its key ``key``), in front of a provider
+    that holds every request saying "zebra" until released."""
     harness = make_harness(hold=r"\bzebra\b", hold_timeout=60)
     # Held requests wait longer than the fast timeouts' 3 s read timeout: give them 60.
     harness.workers.start(1, TTSBATCH_PROVIDER_TIMEOUT="60")
     wait_for_workers(harness, 1)
-    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
-    app = plan_here(create_app(settings, store=harness.store))
+    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(key))})
+    return harness, plan_here(create_app(settings, store=harness.store))
+
+
+def test_a_running_jobs_finished_chapter_plays_before_the_job_ends(
+    make_harness: Callable[..., Harness],
+) -> None:
+    harness, app = held_stack(make_harness, KEY)
     engine = OPTIONS.engine
     with (
         serve(app) as url,

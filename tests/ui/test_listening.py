@@ -16,13 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from scheduler.api import create_app
 from tests.integration.conftest import OPTIONS, Harness
-from tests.integration.test_api_end_to_end import serve, wait_for_workers
-from tests.scheduler.api.conftest import plan_here
-from ttsbatch.settings import ApiSettings
+from tests.integration.test_api_end_to_end import serve
+from tests.integration.test_listening_while_rendering import held_stack
 
 pytestmark = pytest.mark.integration
 
@@ -55,11 +52,7 @@ def current_word(page: Any) -> int:
 def test_a_ready_chapter_plays_in_the_page_before_the_job_ends(
     browser: Any, make_harness: Callable[..., Harness], screenshots: Path
 ) -> None:
-    harness = make_harness(hold=r"\bzebra\b", hold_timeout=60)
-    harness.workers.start(1, TTSBATCH_PROVIDER_TIMEOUT="60")
-    wait_for_workers(harness, 1)
-    settings = harness.settings.model_copy(update={"api": ApiSettings(keys=SecretStr(KEY))})
-    app = plan_here(create_app(settings, store=harness.store))
+    harness, app = held_stack(make_harness, KEY)
     engine = OPTIONS.engine
     with (
         serve(app) as url,
