@@ -58,6 +58,8 @@ PREVIEWS: Final = 256
 
 #: Sections of documents kept (a book's: a few hundred small objects).
 SECTIONS: Final = 16
+#: Finished documents' durations kept (a float each: a large job's documents all fit).
+DURATIONS: Final = 4096
 
 #: Statuses in which a job's manifest does not change (but for its status, read from Redis).
 #: While stitching it changes once, when the job succeeds: see :meth:`Listening._manifest`.
@@ -126,6 +128,7 @@ class Listening:
         self._timelines: Memo[tuple[str, str], FinishedTimeline] = Memo(TIMELINES)
         self._previews: Memo[tuple[str, str, int], Preview] = Memo(PREVIEWS)
         self._sections: Memo[tuple[str, str], list[Section]] = Memo(SECTIONS)
+        self._durations: Memo[tuple[str, str], float] = Memo(DURATIONS)
 
     @property
     def store(self) -> Store:
@@ -396,11 +399,16 @@ class Listening:
         )
 
     def _duration(self, document: _Document) -> float:
-        """The finished audio's length: from its report, else its timestamps file's first bytes."""
+        """The finished audio's length: from its report, else its timestamps file's first bytes
+        (read once per process: listing a job of many documents reads none again)."""
         job_id, doc = document.manifest.job_id, document.plan.doc
         report = document.manifest.audio.get(doc)
         if report is not None:
             return report.duration
+        return self._durations.get_or_make((job_id, doc), lambda: self._stored_duration(document))
+
+    def _stored_duration(self, document: _Document) -> float:
+        job_id, doc = document.manifest.job_id, document.plan.doc
         timeline = self._timelines.get((job_id, doc))
         if timeline is None:
             head = self.store.read_range(
